@@ -1,0 +1,83 @@
+"""The FastAPI app: ``uvicorn services.api.main:app``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from redis.asyncio import Redis
+
+from services.api.cluster import ClusterCache
+from services.api.deps import AppState
+from services.api.problems import install_problem_handlers
+from services.api.routes import health, jobs, models, translate
+from services.api.telemetry import instrument, make_registry
+from services.api.waiter import JobWaiter
+from shared.celery_app import make_celery
+from shared.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Turn sketches into photos and photos into sketches with GAN generators.
+
+* `POST /v1/translate` takes an image (multipart `image` field, JSON base64, or the raw body);
+  `model=auto` decides whether it is a drawing or a photo and says which model it chose in
+  `X-Model`. Synchronous by default; `Prefer: respond-async` or `?async=true` answers 202 with
+  a `Location` to poll.
+* Errors are `application/problem+json` (RFC 9457) with a stable `type`.
+* Responses carry `X-Job-Id`, `X-Model`, `X-Model-Version`, `X-Queue-Ms`, `X-Compute-Ms`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = Redis.from_url(
+            settings.redis_url, socket_timeout=10, socket_connect_timeout=5, max_connections=512
+        )
+        waiter = JobWaiter(redis)
+        await waiter.start()
+        app.state.s2i = AppState(
+            settings=settings,
+            redis=redis,
+            celery=make_celery(settings, name="sketch2image-api"),
+            waiter=waiter,
+            cluster=ClusterCache(redis),
+            metrics=registry,
+        )
+        try:
+            yield
+        finally:
+            await waiter.stop()
+            await redis.aclose()
+            sync_redis.close()
+
+    app = FastAPI(
+        title="sketch2image",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    registry, sync_redis = make_registry(settings)
+    instrument(app, registry)
+    install_problem_handlers(app, settings.retry_after_s)
+    for module in (translate, jobs, models, health):
+        app.include_router(module.router)
+
+    page = resources.files("services.api").joinpath("web/index.html").read_text()
+
+    @app.get("/", include_in_schema=False)
+    async def web_page() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,47 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.api.deps import StateDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness: the API process answers")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: Redis reachable and at least one worker serving a model",
+    responses={503: {"description": "Not ready"}},
+)
+async def readyz(state: StateDep) -> JSONResponse:
+    checks: dict[str, str] = {}
+    try:
+        await state.redis.ping()
+        checks["redis"] = "ok"
+        view = await state.cluster.get(fresh=True)
+        checks["workers"] = f"{len(view.workers)} alive, {len(view.models)} models served"
+        ready = bool(view.models)
+    except Exception as exc:
+        checks["redis"] = f"unreachable: {type(exc).__name__}"
+        ready = False
+    headers = {} if ready else {"Retry-After": str(state.settings.retry_after_s)}
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+        headers=headers,
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics (API and cluster-wide serving)")
+async def metrics(state: StateDep) -> Response:
+    body = await run_in_threadpool(generate_latest, state.metrics)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

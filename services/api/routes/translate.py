@@ -1,0 +1,263 @@
+"""``POST /v1/translate`` and ``POST /v1/generate``."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+
+from services.api import submit
+from services.api.deps import ApiKeyDep, AppState, StateDep
+from services.api.problems import Problem
+from services.api.schemas import GenerateRequest, JobStatus, TranslateJSON, TranslateOptions
+from shared import images
+from shared.jobs import JobRecord, new_job_id
+
+router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[ApiKeyDep])
+
+OPTION_FIELDS = tuple(TranslateOptions.model_fields)
+IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The result image (or JSON with base64 under `Accept: application/json`)",
+        "content": {
+            "image/png": {},
+            "image/jpeg": {},
+            "image/webp": {},
+            "application/json": {"schema": {"$ref": "#/components/schemas/TranslateResult"}},
+        },
+    },
+    202: {"description": "Accepted (async): poll `Location`", "model": JobStatus},
+    **{
+        code: {"description": text, "content": {"application/problem+json": {}}}
+        for code, text in {
+            400: "Unreadable image",
+            404: "Unknown model or version",
+            413: "Image too large (bytes or pixels)",
+            415: "Unsupported image format or request body type",
+            422: "Invalid fields",
+            429: "Queue full (see Retry-After)",
+            503: "No worker or Redis unreachable (see Retry-After)",
+            504: "Deadline passed",
+        }.items()
+    },
+}
+TRANSLATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {
+                        "image": {"type": "string", "format": "binary"},
+                        **{
+                            k: v
+                            for k, v in TranslateOptions.model_json_schema()["properties"].items()
+                        },
+                    },
+                }
+            },
+            "application/json": {"schema": {"$ref": "#/components/schemas/TranslateJSON"}},
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+def _too_large(size: int, limit: int) -> Problem:
+    return Problem.from_kind("too_large", f"upload is {size} bytes; the limit is {limit} bytes")
+
+
+async def _read_upload(upload: UploadFile, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := await upload.read(1 << 20):
+        total += len(chunk)
+        if total > limit:
+            raise _too_large(total, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise _too_large(total, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _options(fields: dict[str, Any], model: type[TranslateOptions]) -> Any:
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise Problem(
+            422, "invalid-request", "Some fields are invalid", detail, errors=errors
+        ) from None
+
+
+async def parse_translate(request: Request, state: AppState) -> tuple[bytes, TranslateOptions]:
+    """Image bytes and options from multipart, JSON or a raw image body (+ query options)."""
+    limit = state.settings.max_upload_bytes
+    declared = request.headers.get("content-length")
+    json_limit = limit * 4 // 3 + 65536  # base64 overhead + fields
+    if declared and declared.isdigit() and int(declared) > json_limit:
+        raise _too_large(int(declared), limit)
+    fields: dict[str, Any] = {k: v for k, v in request.query_params.items() if k in OPTION_FIELDS}
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "multipart/form-data":
+        try:
+            form = await request.form(max_files=1, max_fields=16)
+        except MultiPartException as exc:
+            raise Problem(400, "malformed-body", "Malformed multipart body", str(exc)) from None
+        upload = form.get("image")
+        if not isinstance(upload, UploadFile):
+            raise Problem(
+                422,
+                "invalid-request",
+                "Some fields are invalid",
+                "multipart field `image` (a file) is required",
+            )
+        data = await _read_upload(upload, limit)
+        fields |= {k: v for k, v in form.items() if k != "image" and isinstance(v, str)}
+        return data, _options(fields, TranslateOptions)
+    if ctype == "application/json":
+        body = await _read_body(request, json_limit)
+        try:
+            parsed: TranslateJSON = TranslateJSON.model_validate_json(body)
+        except ValidationError as exc:
+            raise Problem(
+                422,
+                "invalid-request",
+                "Some fields are invalid",
+                "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()),
+            ) from None
+        encoded = (
+            parsed.image.split(",", 1)[1] if parsed.image.startswith("data:") else parsed.image
+        )
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise Problem(
+                400,
+                "unreadable-image",
+                "The image could not be read",
+                "`image` is not valid base64",
+            ) from None
+        if len(data) > limit:
+            raise _too_large(len(data), limit)
+        opts = _options(
+            fields | parsed.model_dump(exclude={"image"}, exclude_unset=True), TranslateOptions
+        )
+        return data, opts
+    if ctype.startswith("image/") or ctype == "application/octet-stream":
+        return await _read_body(request, limit), _options(fields, TranslateOptions)
+    raise Problem(
+        415,
+        "unsupported-media-type",
+        "Unsupported request body",
+        'send multipart/form-data with an `image` file field, JSON {"image": base64}, '
+        f"or the image itself as the body; got {ctype or 'no Content-Type'}",
+    )
+
+
+@router.post(
+    "/translate",
+    summary="Translate a sketch to a photo, or a photo to a sketch",
+    responses=IMAGE_RESPONSES,
+    openapi_extra=TRANSLATE_BODY,
+    response_class=Response,
+)
+async def translate(
+    request: Request,
+    state: StateDep,
+    async_: Annotated[
+        bool, Query(alias="async", description="Answer 202 at once (like `Prefer: respond-async`)")
+    ] = False,
+) -> Response:
+    data, opts = await parse_translate(request, state)
+    s = state.settings
+    img, info = await run_in_threadpool(
+        images.decode_with_info, data, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels
+    )
+    model, routed_by = opts.model, ""
+    if model == "auto":
+        is_drawing, confidence = await run_in_threadpool(images.looks_like_drawing, img)
+        model = s.default_sketch2photo_model if is_drawing else s.default_photo2sketch_model
+        routed_by = f"auto: {'drawing' if is_drawing else 'photo'} ({confidence:.2f})"
+    job = JobRecord(
+        id=new_job_id(),
+        model=model,
+        version=opts.version,
+        format=opts.format,
+        keep_aspect=opts.keep_aspect,
+        routed_by=routed_by,
+        input_width=info.width,
+        input_height=info.height,
+        created_at=time.time(),
+        deadline=submit.deadline_for(state, request, opts.timeout),
+    )
+    return await submit.run(state, request, job, data, is_async=submit.wants_async(request, async_))
+
+
+@router.post(
+    "/generate",
+    summary="Generate images from noise (unconditional GAN or VAE models)",
+    responses=IMAGE_RESPONSES,
+    response_class=Response,
+)
+async def generate(
+    request: Request,
+    state: StateDep,
+    body: GenerateRequest,
+    async_: Annotated[bool, Query(alias="async")] = False,
+) -> Response:
+    view = await state.cluster.get()
+    info = view.models.get(body.model)
+    if info is not None:
+        task = info.get("task")
+        if task != "generate":
+            raise Problem(
+                422,
+                "wrong-task",
+                "This model does not generate",
+                f"model {body.model!r} is a {task} model; use /v1/translate",
+            )
+        classes = info.get("input", {}).get("class_names", [])
+        if body.class_name is not None and body.class_name not in classes:
+            raise Problem(
+                422,
+                "invalid-request",
+                "Some fields are invalid",
+                f"class_name must be one of {classes or 'none (unconditional model)'}",
+            )
+    job = JobRecord(
+        id=new_job_id(),
+        kind="generate",
+        model=body.model,
+        version=body.version,
+        format=body.format,
+        n=body.n,
+        seed=body.seed
+        if body.seed is not None
+        else int.from_bytes(new_job_id()[:8].encode(), "big") % (2**31),
+        class_name=body.class_name,
+        created_at=time.time(),
+        deadline=submit.deadline_for(state, request, body.timeout),
+    )
+    return await submit.run(state, request, job, None, is_async=submit.wants_async(request, async_))

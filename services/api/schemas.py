@@ -1,0 +1,123 @@
+"""Request and response bodies of the HTTP API (they make the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.jobs import JobRecord, JobState
+
+OutputFormat = Literal["png", "jpeg", "webp"]
+
+
+class TranslateOptions(BaseModel):
+    """Options of ``POST /v1/translate``: form fields, JSON fields or query parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(
+        "auto",
+        description="A model name, or `auto`: route drawings to the sketch→photo default and "
+        "photos to the photo→sketch default (the choice is in `X-Model`).",
+        pattern=r"^(auto|[a-z0-9][a-z0-9-]{0,63})$",
+    )
+    version: int | None = Field(None, ge=1, description="Pin a version; default: the served one")
+    format: OutputFormat = "png"
+    keep_aspect: bool = Field(
+        False, description="Return the output at the input's aspect ratio, not the model's size"
+    )
+    timeout: float | None = Field(
+        None, gt=0, description="Seconds until the deadline; a job past it is not run"
+    )
+
+
+class TranslateJSON(TranslateOptions):
+    image: str = Field(..., description="The image file, base64-encoded (data: URLs accepted)")
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(..., pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    version: int | None = Field(None, ge=1)
+    n: int = Field(1, ge=1, le=64, description="Images to generate (returned as one grid)")
+    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="Same seed, same images")
+    class_name: str | None = Field(None, description="For class-conditional models, e.g. `cat`")
+    format: OutputFormat = "png"
+    timeout: float | None = Field(None, gt=0)
+
+
+class JobTimings(BaseModel):
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    queue_ms: float | None = None
+    compute_ms: float | None = None
+
+
+class JobError(BaseModel):
+    type: str
+    detail: str
+
+
+class JobStatus(BaseModel):
+    id: str
+    state: JobState
+    model: str
+    version: int | None = Field(None, description="The version that ran it (or was pinned)")
+    routed_by: str | None = None
+    timings: JobTimings
+    batch_size: int | None = None
+    error: JobError | None = None
+    result_url: str | None = None
+
+    @classmethod
+    def of(cls, job: JobRecord) -> JobStatus:
+        return cls(
+            id=job.id,
+            state=job.state,
+            model=job.model,
+            version=job.served_version or job.version,
+            routed_by=job.routed_by or None,
+            timings=JobTimings(
+                created_at=job.created_at,
+                started_at=job.started_at,
+                finished_at=job.finished_at,
+                queue_ms=job.queue_ms,
+                compute_ms=job.compute_ms,
+            ),
+            batch_size=job.batch_size,
+            error=JobError(type=job.error_type, detail=job.error_detail or "")
+            if job.error_type
+            else None,
+            result_url=f"/v1/jobs/{job.id}/result" if job.state is JobState.succeeded else None,
+        )
+
+
+class TranslateResult(BaseModel):
+    """``Accept: application/json`` answer of a finished translation or generation."""
+
+    job: JobStatus
+    media_type: str
+    image: str = Field(..., description="The result image, base64-encoded")
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    version: int
+    task: str
+    architecture: str
+    recipe: str
+    input: dict[str, Any]
+    metrics: dict[str, float]
+    available_versions: list[int] = Field(default_factory=list)
+    workers: int = 0
+    backend: str | None = None
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+    defaults: dict[str, str] = Field(description="What `model=auto` routes to, per task")

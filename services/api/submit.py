@@ -1,0 +1,230 @@
+"""Turning a validated request into a job, and a finished job into a response.
+
+The path every job takes: check that some worker serves the model (else 404/503), that
+the queue has room (else 429), apply the Idempotency-Key, store the record and the input
+in Redis with a TTL, enqueue a Celery message carrying the job id only, then either answer
+202 (async) or wait for the job's final state until its deadline (sync).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+
+from fastapi import Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from services.api.deps import AppState
+from services.api.problems import Problem, unavailable
+from services.api.schemas import JobStatus, TranslateResult
+from shared.jobs import (
+    GENERATE_TASK,
+    TRANSLATE_TASK,
+    JobRecord,
+    JobState,
+    idempotency_key,
+    input_key,
+    job_key,
+    result_key,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def wants_async(request: Request, query_async: bool) -> bool:
+    prefer = request.headers.get("prefer", "").lower()
+    return query_async or "respond-async" in prefer
+
+
+def deadline_for(state: AppState, request: Request, timeout: float | None) -> float:
+    header = request.headers.get("x-request-timeout")
+    if timeout is None and header is not None:
+        try:
+            timeout = float(header)
+        except ValueError:
+            raise Problem(
+                422,
+                "invalid-request",
+                "Some fields are invalid",
+                f"X-Request-Timeout must be a number of seconds, got {header!r}",
+            ) from None
+    s = state.settings
+    if timeout is not None and not 0 < timeout <= s.max_timeout_s:
+        raise Problem(
+            422,
+            "invalid-request",
+            "Some fields are invalid",
+            f"timeout must be in (0, {s.max_timeout_s}] seconds, got {timeout}",
+        )
+    return time.time() + (timeout or s.default_timeout_s)
+
+
+async def check_model(state: AppState, model: str, version: int | None) -> None:
+    """404 for a model or version no worker has; 503 when no worker is alive at all."""
+    view = await state.cluster.get()
+    if model not in view.models or (version is not None and version not in view.versions(model)):
+        view = await state.cluster.get(fresh=True)  # a worker may have just loaded it
+    retry = state.settings.retry_after_s
+    if not view.workers:
+        raise unavailable("no inference worker is running; start one or wait for it", retry)
+    if model not in view.models:
+        known = ", ".join(sorted(view.models)) or "none"
+        raise Problem.from_kind("model_not_found", f"unknown model {model!r}; served: {known}")
+    if version is not None and version not in view.versions(model):
+        have = ", ".join(str(v) for v in sorted(view.versions(model)))
+        raise Problem.from_kind(
+            "model_not_found", f"model {model!r} has no version {version}; versions: {have}"
+        )
+
+
+async def check_queue(state: AppState) -> None:
+    s = state.settings
+    length = await state.redis.llen(s.inference_queue)
+    if length >= s.max_queue_length:
+        raise Problem(
+            429,
+            "queue-full",
+            "Too many queued jobs",
+            f"{length} jobs are waiting (limit {s.max_queue_length}); retry later",
+            headers={"Retry-After": str(s.retry_after_s)},
+        )
+
+
+async def enqueue(
+    state: AppState, job: JobRecord, data: bytes | None, idem_key: str | None
+) -> tuple[JobRecord, bool]:
+    """Store and enqueue ``job``; with a known Idempotency-Key return the earlier job."""
+    s = state.settings
+    if idem_key:
+        if len(idem_key) > 255:
+            raise Problem(
+                422,
+                "invalid-request",
+                "Some fields are invalid",
+                "Idempotency-Key must be at most 255 characters",
+            )
+        claimed = await state.redis.set(
+            idempotency_key(idem_key), job.id, nx=True, ex=s.idempotency_ttl_s
+        )
+        if not claimed:
+            earlier = await state.redis.get(idempotency_key(idem_key))
+            raw = await state.redis.hgetall(job_key(_text(earlier))) if earlier else {}
+            if raw:
+                return JobRecord.from_redis(raw), False
+    pipe = state.redis.pipeline(transaction=True)
+    pipe.hset(job_key(job.id), mapping=job.to_redis())
+    pipe.expire(job_key(job.id), s.job_ttl_s)
+    if data is not None:
+        pipe.set(input_key(job.id), data, ex=s.job_ttl_s)
+    await pipe.execute()
+    task = GENERATE_TASK if job.kind == "generate" else TRANSLATE_TASK
+    try:
+        await run_in_threadpool(
+            state.celery.send_task,
+            task,
+            args=[job.id],
+            queue=s.inference_queue,
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
+        )
+    except Exception:
+        await state.redis.delete(job_key(job.id), input_key(job.id))
+        raise
+    return job, True
+
+
+def job_headers(job: JobRecord) -> dict[str, str]:
+    headers = {"X-Job-Id": job.id, "X-Model": job.model}
+    version = job.served_version or job.version
+    if version is not None:
+        headers["X-Model-Version"] = str(version)
+    if job.queue_ms is not None:
+        headers["X-Queue-Ms"] = f"{job.queue_ms:.1f}"
+    if job.compute_ms is not None:
+        headers["X-Compute-Ms"] = f"{job.compute_ms:.1f}"
+    if job.routed_by:
+        headers["X-Routed-By"] = job.routed_by
+    return headers
+
+
+def accepted(job: JobRecord) -> JSONResponse:
+    headers = job_headers(job)
+    headers["Location"] = f"/v1/jobs/{job.id}"
+    return JSONResponse(JobStatus.of(job).model_dump(mode="json"), status_code=202, headers=headers)
+
+
+def failure(job: JobRecord) -> Problem:
+    headers = job_headers(job)
+    if job.state is JobState.canceled:
+        return Problem(
+            410,
+            "job-canceled",
+            "The job was canceled",
+            "the job was canceled",
+            headers=headers,
+            job_id=job.id,
+        )
+    kind = job.error_type or "internal"
+    if job.state is JobState.expired:
+        kind = "deadline"
+    problem = Problem.from_kind(kind, job.error_detail or "the job failed", job_id=job.id)
+    problem.headers.update(headers)
+    return problem
+
+
+async def result_response(state: AppState, request: Request, job: JobRecord) -> Response:
+    """The finished job's image (or JSON with base64 when the client accepts JSON)."""
+    if job.state is not JobState.succeeded:
+        raise failure(job)
+    payload = await state.redis.get(result_key(job.id))
+    if payload is None:
+        raise Problem(
+            410,
+            "result-expired",
+            "The result has expired",
+            "results are kept for S2I_JOB_TTL_S seconds",
+            job_id=job.id,
+        )
+    media_type = job.media_type or "application/octet-stream"
+    headers = job_headers(job)
+    accept = request.headers.get("accept", "")
+    if "application/json" in accept and "image/" not in accept:
+        body = TranslateResult(
+            job=JobStatus.of(job),
+            media_type=media_type,
+            image=base64.b64encode(
+                payload if isinstance(payload, bytes) else payload.encode()
+            ).decode(),
+        )
+        return JSONResponse(body.model_dump(mode="json"), headers=headers)
+    return Response(payload, media_type=media_type, headers=headers)
+
+
+async def run(
+    state: AppState, request: Request, job: JobRecord, data: bytes | None, *, is_async: bool
+) -> Response:
+    await check_model(state, job.model, job.version)
+    await check_queue(state)
+    job, _ = await enqueue(state, job, data, request.headers.get("idempotency-key"))
+    if is_async:
+        return accepted(job)
+    final = await state.waiter.wait(job.id, until=job.deadline)
+    if final is None:
+        raise Problem(410, "job-expired", "The job record expired", "the job is gone")
+    if not final.state.final:
+        raise Problem(
+            504,
+            "deadline-exceeded",
+            "The request's deadline passed",
+            f"the job did not finish in time; it is {final.state.value} and will not run "
+            "past its deadline",
+            headers=job_headers(final),
+            job_id=final.id,
+        )
+    return await result_response(state, request, final)

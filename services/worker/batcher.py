@@ -1,0 +1,173 @@
+"""The in-process dynamic batcher: one per loaded model version.
+
+Task threads ``submit`` one example each and block on a Future. A single batching thread
+takes the first waiting example, then keeps gathering until ``max_batch_size`` examples are
+in hand or ``max_queue_delay_ms`` has passed since the first arrived, pads the stack up to
+the next of the fixed ``batch_sizes`` (so TensorRT / cuDNN see a few shapes only), runs one
+forward pass, and hands each caller its own slice.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from shared.backends import InferenceBackend
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchStats:
+    size: int  # real examples in the batch
+    padded_size: int  # after padding to a fixed batch size
+    queue_ms: list[float]  # per example: submit -> batch start
+    compute_ms: float
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    output: np.ndarray  # this example's slice of the batch output
+    batch_size: int
+    queue_ms: float  # submit -> batch start
+    compute_ms: float  # the whole batch's forward pass
+
+
+@dataclass
+class _Pending:
+    example: np.ndarray  # (C, H, W) or (Z,)
+    future: Future[BatchResult]
+    submitted: float = field(default_factory=time.perf_counter)
+
+
+class BatcherClosed(RuntimeError):
+    """Submitted to a batcher that has been closed (a reload swapped it out)."""
+
+
+class DynamicBatcher:
+    def __init__(
+        self,
+        backend: InferenceBackend,
+        *,
+        max_batch_size: int = 16,
+        max_queue_delay_ms: float = 10.0,
+        batch_sizes: list[int] | None = None,
+        on_batch: Callable[[BatchStats], None] | None = None,
+        name: str = "batcher",
+    ) -> None:
+        self.backend = backend
+        self.max_batch_size = max_batch_size
+        self.max_queue_delay_s = max_queue_delay_ms / 1000
+        sizes = sorted({s for s in (batch_sizes or []) if s <= max_batch_size} | {max_batch_size})
+        self.batch_sizes = sizes
+        self.on_batch = on_batch
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()  # orders submit against close
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    # --- callers -----------------------------------------------------------------------
+    def submit(self, example: np.ndarray) -> Future[BatchResult]:
+        future: Future[BatchResult] = Future()
+        with self._lock:
+            if self._closed.is_set():
+                raise BatcherClosed("batcher is closed")
+            self._queue.put(_Pending(example, future))
+        return future
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Stop taking work, finish everything already submitted, then stop."""
+        with self._lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+            self._queue.put(None)  # wakes the loop; everything before it still runs
+        self._thread.join(timeout)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def padded_size(self, n: int) -> int:
+        return self.batch_sizes[bisect.bisect_left(self.batch_sizes, n)]
+
+    # --- the batching thread -----------------------------------------------------------
+    def _gather(self) -> tuple[list[_Pending], bool]:
+        """Block for one example, then gather more until full or the delay passes."""
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        deadline = first.submitted + self.max_queue_delay_s
+        stop = False
+        while len(batch) < self.max_batch_size:
+            remaining = deadline - time.perf_counter()
+            try:
+                item = (
+                    self._queue.get(timeout=remaining)
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+            if item is None:
+                stop = True
+                break
+            batch.append(item)
+        return batch, stop
+
+    def _run(self, batch: list[_Pending]) -> None:
+        start = time.perf_counter()
+        live = [p for p in batch if p.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        n = len(live)
+        stacked = np.stack([p.example for p in live]).astype(np.float32, copy=False)
+        padded = self.padded_size(n)
+        if padded > n:  # repeat the last example; its outputs are dropped
+            stacked = np.concatenate([stacked, np.repeat(stacked[-1:], padded - n, axis=0)])
+        try:
+            out = self.backend.run(stacked)  # (padded, ...) -> (padded, ...)
+        except Exception as exc:
+            log.exception("batch of %d failed on %s", n, self.backend.name)
+            for p in live:
+                p.future.set_exception(exc)
+            return
+        compute_ms = (time.perf_counter() - start) * 1000
+        queue_ms = [(start - p.submitted) * 1000 for p in live]
+        for i, p in enumerate(live):
+            p.future.set_result(BatchResult(out[i], n, queue_ms[i], compute_ms))
+        if self.on_batch is not None:
+            stats = BatchStats(size=n, padded_size=padded, queue_ms=queue_ms, compute_ms=compute_ms)
+            try:
+                self.on_batch(stats)
+            except Exception:
+                log.exception("on_batch callback failed")
+
+    def _loop(self) -> None:
+        while True:
+            batch, stop = self._gather()
+            if batch:
+                self._run(batch)
+            if stop:
+                break
+        # drain anything that raced in before close() took the lock
+        rest: list[_Pending] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                rest.append(item)
+        for i in range(0, len(rest), self.max_batch_size):
+            self._run(rest[i : i + self.max_batch_size])

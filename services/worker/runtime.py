@@ -1,0 +1,113 @@
+"""The worker process's long-lived parts: Redis client, model pool, heartbeat, metrics.
+
+One :class:`WorkerRuntime` per worker process, started when Celery's worker starts and
+closed when it stops. Tasks get it from :func:`get_runtime`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from redis import Redis
+
+from services.worker.batcher import BatchStats
+from services.worker.model_pool import ModelPool, ReloadEvent
+from shared import cluster_metrics as cm
+from shared.jobs import worker_key
+from shared.registry import Registry
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class WorkerRuntime:
+    def __init__(self, settings: Settings, pool: ModelPool | None = None) -> None:
+        self.settings = settings
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
+        self.redis = Redis.from_url(settings.redis_url, socket_timeout=10)
+        self.metrics = cm.MetricsWriter(self.redis)
+        self.pool = pool or ModelPool(Registry(settings.model_root), settings)
+        self.pool.on_batch = self._on_batch
+        self.pool.on_reload = self._on_reload
+        self.decoder = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode")
+        self.started_at = time.time()
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+
+    def _on_batch(self, model: str, version: int, stats: BatchStats) -> None:
+        labels = {"model": model, "version": version}
+        self.metrics.observe_many(
+            [
+                (cm.BATCH_SIZE, labels, [stats.size]),
+                (cm.QUEUE_SECONDS, labels, [ms / 1000 for ms in stats.queue_ms]),
+                (cm.COMPUTE_SECONDS, labels, [stats.compute_ms / 1000]),
+            ]
+        )
+
+    def _on_reload(self, event: ReloadEvent) -> None:
+        self.metrics.inc(cm.RELOADS, {"model": event.model, "result": event.result})
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        self.pool.start()
+        self.beat()
+        self._heartbeat = threading.Thread(target=self._beat_loop, name="heartbeat", daemon=True)
+        self._heartbeat.start()
+        log.info("worker %s serving %s", self.worker_id, sorted(self.pool.served))
+
+    def beat(self) -> None:
+        """Tell the API what this worker serves; the key expires if the worker dies."""
+        payload = {
+            "worker": self.worker_id,
+            "started_at": self.started_at,
+            "beat_at": time.time(),
+            "queue": self.settings.inference_queue,
+            **self.pool.snapshot(),
+        }
+        ttl_ms = int(self.settings.worker_heartbeat_ttl_s * 1000)
+        self.redis.set(worker_key(self.worker_id), json.dumps(payload), px=ttl_ms)
+
+    def _beat_loop(self) -> None:
+        while not self._stop.wait(self.settings.heartbeat_interval_s):
+            try:
+                self.beat()
+            except Exception:
+                log.warning("heartbeat failed", exc_info=True)
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            self.redis.delete(worker_key(self.worker_id))
+        except Exception:
+            log.warning("could not remove heartbeat", exc_info=True)
+        self.pool.close()
+        self.decoder.shutdown(wait=False)
+
+
+_runtime: WorkerRuntime | None = None
+_runtime_lock = threading.Lock()
+
+
+def get_runtime() -> WorkerRuntime:
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            from shared.settings import get_settings
+
+            _runtime = WorkerRuntime(get_settings())
+            _runtime.start()
+        return _runtime
+
+
+def close_runtime() -> None:
+    global _runtime
+    with _runtime_lock:
+        if _runtime is not None:
+            _runtime.close()
+            _runtime = None

@@ -1,0 +1,44 @@
+"""ONNX Runtime backend: TensorRT, then CUDA, then CPU, whichever this build has."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from shared.export import INPUT_NAME, OUTPUT_NAME
+
+log = logging.getLogger(__name__)
+
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+def choose_providers(available: list[str], device: str) -> list[str]:
+    """Providers in priority order for ``device`` ("auto", "cpu", "cuda")."""
+    chosen = [] if device == "cpu" else [p for p in GPU_PROVIDERS if p in available]
+    if device == "cuda" and not chosen:
+        raise RuntimeError(f"device=cuda but ONNX Runtime has only {available}")
+    return [*chosen, "CPUExecutionProvider"]
+
+
+class OnnxBackend:
+    def __init__(self, path: Path, *, device: str = "auto", threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = threads
+        providers = choose_providers(ort.get_available_providers(), device)
+        self._session = ort.InferenceSession(str(path), opts, providers=providers)
+        self.name = f"onnx:{self._session.get_providers()[0]}"
+        log.info("loaded %s with %s", path, self._session.get_providers())
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        (out,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(batch)})
+        return np.asarray(out, dtype=np.float32)
+
+    def close(self) -> None:
+        del self._session

@@ -1,0 +1,135 @@
+"""Jobs in Redis: the one record the API writes and the worker advances.
+
+Keys (all expire after the job TTL):
+
+- ``s2i:job:{id}``     hash: the :class:`JobRecord` fields, as strings
+- ``s2i:input:{id}``   the uploaded image bytes (never in the Celery message)
+- ``s2i:result:{id}``  the encoded result image
+- ``s2i:idem:{key}``   Idempotency-Key -> job id
+- ``s2i:worker:{id}``  a worker's heartbeat: what it serves (expires when it dies)
+- channel ``s2i:job-events``: a job id is published when its job reaches a final state
+
+Celery messages carry only ``[job_id]`` (JSON), never image bytes.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+
+EVENTS_CHANNEL = "s2i:job-events"
+TRANSLATE_TASK = "s2i.translate"
+GENERATE_TASK = "s2i.generate"
+
+
+class JobState(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    canceled = "canceled"
+    expired = "expired"  # its deadline passed before it could run
+
+    @property
+    def final(self) -> bool:
+        return self not in (JobState.queued, JobState.running)
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def job_key(job_id: str) -> str:
+    return f"s2i:job:{job_id}"
+
+
+def input_key(job_id: str) -> str:
+    return f"s2i:input:{job_id}"
+
+
+def result_key(job_id: str) -> str:
+    return f"s2i:result:{job_id}"
+
+
+def idempotency_key(key: str) -> str:
+    return f"s2i:idem:{key}"
+
+
+WORKER_KEY_PREFIX = "s2i:worker:"  # + worker id: a worker's heartbeat (JSON, expiring)
+
+
+def worker_key(worker_id: str) -> str:
+    return WORKER_KEY_PREFIX + worker_id
+
+
+class JobRecord(BaseModel):
+    id: str
+    kind: str = "translate"  # translate | generate
+    state: JobState = JobState.queued
+    model: str
+    version: int | None = None  # pinned by the request; None: whatever is served
+    served_version: int | None = None  # the version that ran it
+    format: str = "png"
+    keep_aspect: bool = False
+    routed_by: str = ""  # "auto: drawing (0.93)" when model=auto chose
+    n: int = 1
+    seed: int | None = None
+    class_name: str | None = None
+    input_width: int = 0
+    input_height: int = 0
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    deadline: float = 0.0  # unix time after which the job must not run
+    queue_ms: float | None = None
+    compute_ms: float | None = None
+    batch_size: int | None = None
+    error_type: str | None = None
+    error_detail: str | None = None
+    media_type: str | None = None
+
+    def to_redis(self) -> dict[Any, Any]:  # str -> str; Any for redis-py's invariant Mapping
+        data = self.model_dump(mode="json")
+        return {k: "" if v is None else str(v) for k, v in data.items()}
+
+    @classmethod
+    def from_redis(cls, raw: dict[Any, Any]) -> JobRecord:
+        decoded = {
+            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in raw.items()
+        }
+        clean: dict[str, Any] = {k: v for k, v in decoded.items() if v != ""}
+        if "keep_aspect" in clean:
+            clean["keep_aspect"] = clean["keep_aspect"] == "True"
+        return cls.model_validate(clean)
+
+    def past_deadline(self, now: float | None = None) -> bool:
+        return (now if now is not None else time.time()) > self.deadline > 0
+
+
+# Atomic state change. KEYS[1]: the job hash; ARGV[1]: comma-separated states the job may
+# be in; ARGV[2..]: field, value pairs to set. Returns 1 when applied, else the job's state
+# (or nil when the job does not exist). Both API (cancel) and worker (start) use it, so a
+# job canceled while queued is never run, and a running job is never marked canceled.
+TRANSITION_SCRIPT = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return nil end
+for s in string.gmatch(ARGV[1], '[^,]+') do
+  if s == state then
+    redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+    return 1
+  end
+end
+return state
+"""
+
+
+def transition_args(from_states: tuple[JobState, ...], fields: dict[str, object]) -> list[str]:
+    args = [",".join(s.value for s in from_states)]
+    for key, value in fields.items():
+        args += [key, str(value.value if isinstance(value, JobState) else value)]
+    return args

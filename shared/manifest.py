@@ -1,0 +1,61 @@
+"""The ``manifest.json`` of a published model version (DESIGN.md, "The model volume")."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+Task = Literal["sketch2photo", "photo2sketch", "generate"]
+
+
+class TensorSpec(BaseModel):
+    """What a served graph takes or gives: one tensor, batch axis first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["image", "noise"] = "image"
+    # image: (N, channels, height, width) in value_range; noise: (N, z_dim)
+    height: int = 0
+    width: int = 0
+    channels: int = 3
+    z_dim: int = 0
+    num_classes: int = 0  # generate models: a one-hot class block after z (N, z_dim + classes)
+    class_names: list[str] = Field(default_factory=list)
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    layout: Literal["NCHW", "NC"] = "NCHW"
+    dtype: Literal["float32"] = "float32"
+    fit: Literal["resize", "letterbox"] = "resize"  # how an input image is brought to size
+
+    def shape(self, batch: int) -> tuple[int, ...]:
+        if self.kind == "noise":
+            return (batch, self.z_dim + self.num_classes)
+        return (batch, self.channels, self.height, self.width)
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    version: int = 0  # set by the registry at publish time
+    task: Task
+    architecture: str
+    arch_kwargs: dict[str, Any] = Field(default_factory=dict)
+    recipe: str
+    input: TensorSpec
+    output: TensorSpec
+    files: dict[str, str] = Field(default_factory=dict)  # file name -> sha256 hex
+    metrics: dict[str, float] = Field(default_factory=dict)
+    dataset: str | None = None
+    steps: int = 0
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
+    parent_version: int | None = None
+    description: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        """The public view served by ``GET /v1/models`` (no file hashes)."""
+        return self.model_dump(exclude={"files"})

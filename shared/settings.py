@@ -1,0 +1,64 @@
+"""One settings object for every service, read from the environment (prefix ``S2I_``).
+
+Defaults are the local run's (``make run``): Redis on loopback, models under ``./var``,
+no API keys. ``k8s/`` and ``docker-compose.yml`` override them through the environment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="S2I_", env_file=None, extra="ignore")
+
+    # --- shared infrastructure -------------------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    model_root: Path = Path("var/models")
+    data_root: Path = Path("var/data")
+    log_level: str = "INFO"
+
+    # --- images ------------------------------------------------------------------------
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(default=40_000_000, gt=0)
+
+    # --- api ---------------------------------------------------------------------------
+    api_keys: list[str] = Field(default_factory=list)  # empty: no key needed
+    admin_api_keys: list[str] = Field(default_factory=list)  # for /v1/trainings
+    job_ttl_s: int = Field(default=3600, gt=0)  # inputs, results and job records
+    default_timeout_s: float = Field(default=30.0, gt=0)
+    max_timeout_s: float = Field(default=300.0, gt=0)
+    max_queue_length: int = Field(default=1000, gt=0)  # queued jobs before 429
+    retry_after_s: int = Field(default=2, gt=0)
+    idempotency_ttl_s: int = Field(default=86400, gt=0)
+    worker_heartbeat_ttl_s: float = Field(default=15.0, gt=0)
+    default_sketch2photo_model: str = "sketch2photo"
+    default_photo2sketch_model: str = "photo2sketch"
+
+    # --- worker ------------------------------------------------------------------------
+    inference_queue: str = "s2i.inference"
+    worker_concurrency: int = Field(default=32, gt=0)  # threads; lets batches fill
+    backend: Literal["auto", "onnx", "torchscript"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_batch_size: int = Field(default=16, gt=0)
+    max_queue_delay_ms: float = Field(default=10.0, ge=0)
+    batch_sizes: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
+    reload_interval_s: float = Field(default=1.0, gt=0)
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    decode_threads: int = Field(default=4, gt=0)
+    intra_op_threads: int = Field(default=0, ge=0)  # 0: the runtime's default
+
+    # --- trainer -----------------------------------------------------------------------
+    training_queue: str = "s2i.training"
+    run_root: Path = Path("var/runs")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own ``Settings`` instead)."""
+    return Settings()
