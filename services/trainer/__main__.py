@@ -1,0 +1,10 @@
+"""``python -m services.trainer …`` (see ``--help``)."""
+
+from __future__ import annotations
+
+import sys
+
+from services.trainer.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
