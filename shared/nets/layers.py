@@ -1,0 +1,48 @@
+"""Building blocks shared by every architecture: normalisation factory and weight init.
+
+The init follows pix2pix/CycleGAN/DCGAN: conv and linear weights ~ N(0, gain), biases 0,
+batch-norm scales ~ N(1, gain), shifts 0.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from torch import nn
+
+NormName = Literal["batch", "instance", "none"]
+
+
+def norm_layer(norm: str, num_features: int) -> nn.Module:
+    """Return the normalisation layer called `norm` for `num_features` channels.
+
+    "batch": BatchNorm2d (affine, running statistics; eval mode uses them).
+    "instance": InstanceNorm2d without affine parameters or running statistics, as in
+    pytorch-CycleGAN-and-pix2pix (statistics are taken per image, in train and eval alike).
+    "none": identity.
+    """
+    if norm == "batch":
+        return nn.BatchNorm2d(num_features)
+    if norm == "instance":
+        return nn.InstanceNorm2d(num_features, affine=False, track_running_stats=False)
+    if norm == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {norm!r}: expected 'batch', 'instance' or 'none'")
+
+
+def uses_bias(norm: str) -> bool:
+    """Convolutions before a batch norm need no bias (the norm's shift replaces it)."""
+    return norm != "batch"
+
+
+def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
+    """Initialise `net` in place with N(0, gain) weights (the pix2pix/DCGAN scheme); returns it."""
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d | nn.InstanceNorm2d) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+    return net
