@@ -1,0 +1,56 @@
+"""Publishing models for the integration tests: real exports, plus deliberately broken ones."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from services.trainer.bootstrap import ARCH_KWARGS, MODELS, manifest_for, publish_generator
+from shared.export import INPUT_NAME, ONNX_FILE, OUTPUT_NAME, export_onnx
+from shared.manifest import Manifest
+from shared.nets import UNetGenerator, init_weights
+from shared.registry import Registry
+
+
+def generator(seed: int) -> nn.Module:
+    """An untrained but deterministic bootstrap-shaped U-Net (eval mode)."""
+    torch.manual_seed(seed)
+    netG = UNetGenerator(**ARCH_KWARGS)  # type: ignore[arg-type]
+    init_weights(netG)
+    return netG.eval()
+
+
+def publish(registry: Registry, name: str, seed: int, task: str = "sketch2photo") -> Manifest:
+    spec = next(m for m in MODELS if m.task == task)
+    manifest = manifest_for(spec, {"val_l1": 1.0, "steps": seed}).model_copy(update={"name": name})
+    return publish_generator(registry, generator(seed), manifest)
+
+
+class NaNNet(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.tensor(float("nan"))
+
+
+def publish_nan(registry: Registry, name: str) -> Manifest:
+    """A version whose export is valid but whose outputs are NaN (the canary must refuse it)."""
+    template = registry.manifest(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(NaNNet(), torch.zeros(template.input.shape(1)), Path(tmp) / ONNX_FILE)
+        return registry.publish(template.model_copy(update={"parent_version": None}),
+                                {ONNX_FILE: path})
+
+
+def publish_tampered(registry: Registry, name: str, seed: int) -> Manifest:
+    """A good version whose ONNX file is changed after publishing (sha256 no longer matches)."""
+    manifest = publish(registry, name, seed)
+    path = registry.version_dir(name, manifest.version) / ONNX_FILE
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return manifest
+
+
+assert INPUT_NAME and OUTPUT_NAME  # the exported graph's tensor names the worker uses

@@ -1,0 +1,129 @@
+"""The user's path through the running stack: translate (sync, async, JSON), jobs, models."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.images import photo_png, sketch_png
+
+pytestmark = pytest.mark.integration
+
+
+def test_sync_multipart_returns_a_png_made_by_the_model(client: httpx.Client) -> None:
+    r = client.post("/v1/translate", files={"image": ("s.png", sketch_png(), "image/png")},
+                    data={"model": "sketch2photo"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png"
+    assert r.headers["x-model"] == "sketch2photo"
+    assert r.headers["x-model-version"] == "1"
+    assert len(r.headers["x-job-id"]) == 32
+    assert float(r.headers["x-compute-ms"]) > 0
+    assert float(r.headers["x-queue-ms"]) >= 0
+    out = Image.open(io.BytesIO(r.content))
+    assert out.size == (128, 128)
+    # a generator's output, not the input echoed back
+    assert out.tobytes() != Image.open(io.BytesIO(sketch_png())).convert("RGB").tobytes()
+
+
+def test_auto_routes_drawings_and_photos_to_opposite_models(client: httpx.Client) -> None:
+    drawing = client.post("/v1/translate", files={"image": ("s.png", sketch_png(1))})
+    photo = client.post("/v1/translate", files={"image": ("p.png", photo_png(1))})
+    assert drawing.status_code == photo.status_code == 200
+    assert drawing.headers["x-model"] == "sketch2photo"
+    assert photo.headers["x-model"] == "photo2sketch"
+    assert drawing.headers["x-routed-by"].startswith("auto: drawing")
+    assert photo.headers["x-routed-by"].startswith("auto: photo")
+
+
+@pytest.mark.parametrize(("fmt", "pil_format"), [("jpeg", "JPEG"), ("webp", "WEBP")])
+def test_output_format_and_keep_aspect(client: httpx.Client, fmt: str, pil_format: str) -> None:
+    wide = Image.open(io.BytesIO(sketch_png(2, 128))).resize((256, 128))
+    buf = io.BytesIO()
+    wide.save(buf, "PNG")
+    r = client.post("/v1/translate", files={"image": ("w.png", buf.getvalue())},
+                    data={"model": "sketch2photo", "format": fmt, "keep_aspect": "true"})
+    assert r.status_code == 200, r.text
+    out = Image.open(io.BytesIO(r.content))
+    assert out.format == pil_format
+    assert abs(out.size[0] / out.size[1] - 2.0) < 0.05
+
+
+def test_json_body_and_json_answer(client: httpx.Client) -> None:
+    body = {"image": base64.b64encode(sketch_png()).decode(), "model": "sketch2photo"}
+    r = client.post("/v1/translate", json=body, headers={"Accept": "application/json"})
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert data["job"]["state"] == "succeeded"
+    assert data["job"]["version"] == 1
+    assert data["media_type"] == "image/png"
+    assert Image.open(io.BytesIO(base64.b64decode(data["image"]))).size == (128, 128)
+
+
+def test_async_accepted_then_poll_then_result(client: httpx.Client) -> None:
+    r = client.post("/v1/translate", files={"image": ("s.png", sketch_png())},
+                    headers={"Prefer": "respond-async"})
+    assert r.status_code == 202, r.text
+    location = r.headers["location"]
+    assert location == f"/v1/jobs/{r.json()['id']}"
+    deadline = time.monotonic() + 30
+    while (status := client.get(location).json())["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert status["state"] == "succeeded"
+    assert status["timings"]["finished_at"] >= status["timings"]["created_at"]
+    result = client.get(status["result_url"])
+    assert result.status_code == 200
+    assert result.headers["x-model"] == "sketch2photo"
+    assert Image.open(io.BytesIO(result.content)).format == "PNG"
+
+
+def test_idempotency_key_returns_the_same_job(client: httpx.Client) -> None:
+    headers = {"Idempotency-Key": f"test-{time.time_ns()}"}
+    first = client.post("/v1/translate?async=true", files={"image": ("s.png", sketch_png())},
+                        headers=headers)
+    second = client.post("/v1/translate?async=true", files={"image": ("s.png", sketch_png())},
+                         headers=headers)
+    assert first.status_code == second.status_code == 202
+    assert first.json()["id"] == second.json()["id"]
+
+
+def test_deadline_passed_gives_504_and_the_job_is_not_run(client: httpx.Client) -> None:
+    r = client.post("/v1/translate", files={"image": ("s.png", sketch_png())},
+                    headers={"X-Request-Timeout": "0.001"})
+    assert r.status_code == 504
+    assert r.headers["content-type"] == "application/problem+json"
+    job = client.get(f"/v1/jobs/{r.json()['job_id']}").json()
+    assert job["state"] == "expired"
+    assert job["timings"]["started_at"] is None
+
+
+def test_models_endpoints_and_docs(client: httpx.Client) -> None:
+    models = client.get("/v1/models").json()
+    names = {m["name"]: m for m in models["models"]}
+    assert {"sketch2photo", "photo2sketch"} <= set(names)
+    assert names["sketch2photo"]["input"]["height"] == 128
+    assert models["defaults"] == {"sketch2photo": "sketch2photo", "photo2sketch": "photo2sketch"}
+    one = client.get("/v1/models/photo2sketch").json()
+    assert one["task"] == "photo2sketch" and one["version"] >= 1
+    missing = client.get("/v1/models/nope")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    for path, method in [("/v1/translate", "post"), ("/v1/generate", "post"),
+                         ("/v1/jobs/{job_id}", "get"), ("/v1/jobs/{job_id}", "delete"),
+                         ("/v1/jobs/{job_id}/result", "get"), ("/v1/models", "get"),
+                         ("/v1/models/{name}", "get"), ("/healthz", "get"), ("/readyz", "get"),
+                         ("/metrics", "get")]:
+        assert method in paths[path], (path, method)
+    body = paths["/v1/translate"]["post"]["requestBody"]["content"]
+    assert {"multipart/form-data", "application/json"} <= set(body)
+    assert "TranslateJSON" in spec["components"]["schemas"]
+    assert client.get("/docs").status_code == 200
+    assert client.get("/readyz").json()["status"] == "ready"
