@@ -110,7 +110,20 @@ def _generate(rt: WorkerRuntime, job: JobRecord) -> tuple[Image.Image, int, list
         z = np.concatenate([z, labels], axis=1)
     results = _submit(rt, job, list(z))
     tiles = [images.from_array(r.output) for r in results]
-    return images.grid(tiles), model.manifest.version, results
+    return grid(tiles), model.manifest.version, results
+
+
+def grid(tiles: list[Image.Image]) -> Image.Image:
+    """Tiles in a near-square grid (one tile: itself), 2 px white gutters."""
+    if len(tiles) == 1:
+        return tiles[0]
+    cols = int(np.ceil(np.sqrt(len(tiles))))
+    rows = int(np.ceil(len(tiles) / cols))
+    w, h = tiles[0].size
+    sheet = Image.new("RGB", (cols * (w + 2) - 2, rows * (h + 2) - 2), "white")
+    for i, tile in enumerate(tiles):
+        sheet.paste(tile, ((i % cols) * (w + 2), (i // cols) * (h + 2)))
+    return sheet
 
 
 def run_job(rt: WorkerRuntime, job_id: str) -> JobState | None:
