@@ -1,0 +1,98 @@
+"""A training run's configuration: defaults < config file (YAML or JSON) < ``--set`` overrides.
+
+Recipe hyperparameters live in ``options`` and are validated by the recipe's own
+``Options`` model, whose defaults are the paper's (see ``services/trainer/recipes/``).
+
+    python -m services.trainer train --recipe pix2pix --data DATA --config run.yaml \\
+        --set batch_size=4 --set options.lambda_l1=50 --set amp=bf16
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    recipe: str
+    data: str = Field(..., description="dataset folder, or synthetic://N for N synthetic pairs")
+    layout: str = "auto"  # see services.trainer.data.open_dataset
+    direction: Literal["sketch2photo", "photo2sketch"] = "sketch2photo"
+    image_size: int | None = None  # None: the recipe's default
+    load_size: int | None = None  # resize before the random crop (None: no jitter)
+    batch_size: int | None = None  # None: the recipe's default (per process under DDP)
+    epochs: int | None = None  # epochs at the initial learning rate (None: recipe default)
+    epochs_decay: int | None = None  # then linear decay to zero over these epochs
+    max_steps: int | None = None  # stop after this many optimizer steps (budgets, tests)
+    lr: float | None = None
+    beta1: float | None = None
+    beta2: float = 0.999
+    amp: Literal["off", "bf16", "fp16"] = "off"
+    channels_last: bool = False
+    compile: bool = False
+    seed: int = 0
+    deterministic: bool = False
+    num_workers: int = 2
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    log_every: int = 50  # steps between JSONL / TensorBoard / progress lines
+    checkpoint_every: int = 500  # steps between checkpoints (and at every epoch end)
+    eval_every: int = 1  # epochs between evaluations (sample grid + metrics)
+    eval_samples: int = 64  # held-out pairs used by an evaluation
+    publish_every: int = 0  # epochs between publishes; 0: only at the end
+    publish: Literal["if-better", "always", "never"] = "if-better"
+    publish_metric: str | None = None  # None: the recipe's default (lower is better unless
+    #                                   listed in HIGHER_IS_BETTER)
+    model_name: str | None = None  # None: the recipe's default (cyclegan: two models)
+    run_dir: Path | None = None  # None: <S2I_RUN_ROOT>/<recipe>-<timestamp>
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def load(
+        cls, *, file: Path | None = None, overrides: list[str] | None = None, **fields: Any
+    ) -> TrainConfig:
+        data: dict[str, Any] = {}
+        if file is not None:
+            data = load_file(file)
+        data.update({k: v for k, v in fields.items() if v is not None})
+        for item in overrides or []:
+            apply_override(data, item)
+        return cls.model_validate(data)
+
+
+HIGHER_IS_BETTER = frozenset({"ssim", "psnr", "fsim", "attr_acc", "attr_acc_ratio"})
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml  # pyyaml comes with the trainer extra
+
+        loaded = yaml.safe_load(text)
+    else:
+        loaded = json.loads(text)
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return loaded
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """``key=value`` or ``options.key=value``; the value is parsed as JSON when it can be."""
+    if "=" not in item:
+        raise ValueError(f"override {item!r} must look like key=value")
+    key, raw = item.split("=", 1)
+    try:
+        value: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    target = data
+    *parents, leaf = key.strip().split(".")
+    for part in parents:
+        target = target.setdefault(part, {})
+        if not isinstance(target, dict):
+            raise ValueError(f"override {item!r}: {part} is not a mapping")
+    target[leaf] = value
