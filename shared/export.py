@@ -102,15 +102,27 @@ def check_parity(
         session = ort.InferenceSession(
             str(files[ONNX_FILE]), opts, providers=["CPUExecutionProvider"]
         )
+
+    def diff(name: str, got: np.ndarray, expected: np.ndarray) -> float:
+        if got.shape != expected.shape:  # numpy would broadcast and hide a wrong batch axis
+            raise ExportError(f"{name} gives shape {got.shape}, eager PyTorch {expected.shape}")
+        return float(np.abs(got - expected).max())
+
     for batch in check_batches:
         x = _example(input_shape, batch, seed=batch)
         with torch.no_grad():
             expected = net(x).numpy()
+        try:
             if ts is not None:
-                diffs[f"torchscript@{batch}"] = float(np.abs(ts(x).numpy() - expected).max())
-        if session is not None:
-            (got,) = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})
-            diffs[f"onnx@{batch}"] = float(np.abs(got - expected).max())
+                with torch.no_grad():
+                    diffs[f"torchscript@{batch}"] = diff("torchscript", ts(x).numpy(), expected)
+            if session is not None:
+                (got,) = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})
+                diffs[f"onnx@{batch}"] = diff("onnx", np.asarray(got), expected)
+        except ExportError:
+            raise
+        except Exception as exc:  # e.g. an export traced with a fixed batch size
+            raise ExportError(f"export fails at batch {batch}: {exc}") from exc
     bad = {k: v for k, v in diffs.items() if not v <= atol}  # NaN counts as bad
     if bad:
         raise ExportError(f"export differs from eager PyTorch beyond {atol}: {bad}")

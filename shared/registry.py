@@ -89,7 +89,9 @@ class Registry:
         vdir = self.root / check_model_name(name) / "versions"
         if not vdir.is_dir():
             return []
-        return sorted(int(p.name) for p in vdir.iterdir() if p.name.isdigit())
+        return sorted(
+            int(p.name) for p in vdir.iterdir() if p.name.isdigit() and (p / MANIFEST).is_file()
+        )
 
     def current(self, name: str) -> int | None:
         """The served version, or None when the model has no CURRENT (yet)."""
@@ -169,7 +171,8 @@ class Registry:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         log.info("published %s v%d (%s)", name, written.version, ", ".join(files))
-        if make_current:
+        current = self.current(name)
+        if make_current and (current is None or written.version > current):
             self.set_current(name, written.version)
         return written
 

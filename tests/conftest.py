@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: a real redis-server on a free loopback port."""
+"""Fixtures shared by the whole suite: a real redis-server, and a whole running stack
+(redis-server, a Celery worker and uvicorn as subprocesses) for integration and browser tests."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from redis import Redis
 
-from services.local import free_port, redis_server_binary, wait_until
+from services.local import LocalStack, free_port, redis_server_binary, wait_until
+from shared.registry import Registry
+from tests.integration import models
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +42,54 @@ def redis_db(redis_url: str) -> Iterator[Redis]:
     yield client
     client.flushdb()
     client.close()
+
+STACK_ENV = {
+    "S2I_MAX_BATCH_SIZE": "16",
+    "S2I_MAX_QUEUE_DELAY_MS": "25",
+    "S2I_RELOAD_INTERVAL_S": "0.3",
+    "S2I_HEARTBEAT_INTERVAL_S": "0.5",
+    "S2I_WORKER_HEARTBEAT_TTL_S": "5",
+    "S2I_INTRA_OP_THREADS": "1",
+    "S2I_LOG_LEVEL": "INFO",
+}
+
+
+@pytest.fixture(scope="session")
+def model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("models")
+    registry = Registry(root)
+    models.publish(registry, "sketch2photo", seed=1, task="sketch2photo")
+    models.publish(registry, "photo2sketch", seed=2, task="photo2sketch")
+    return root
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, model_root: Path) -> Iterator[LocalStack]:
+    var = tmp_path_factory.mktemp("stack")
+    local = LocalStack(
+        var_dir=var,
+        api_port=free_port(),
+        env={**STACK_ENV, "S2I_MODEL_ROOT": str(model_root)},
+        bootstrap=False,
+    )
+    try:
+        local.start()
+        local.wait_ready(timeout=120)
+        yield local
+    except Exception:
+        for log in sorted((var / "logs").glob("*.log")):
+            print(f"--- {log.name}\n{log.read_text()[-3000:]}")  # noqa: T201
+        raise
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+def client(stack: LocalStack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.base_url, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture
+def registry(model_root: Path) -> Registry:
+    return Registry(model_root)

@@ -66,7 +66,9 @@ class DynamicBatcher:
         self.backend = backend
         self.max_batch_size = max_batch_size
         self.max_queue_delay_s = max_queue_delay_ms / 1000
-        sizes = sorted({s for s in (batch_sizes or []) if s <= max_batch_size} | {max_batch_size})
+        if batch_sizes is None:  # powers of two up to the maximum
+            batch_sizes = [2**i for i in range(max_batch_size.bit_length())]
+        sizes = sorted({s for s in batch_sizes if s <= max_batch_size} | {max_batch_size})
         self.batch_sizes = sizes
         self.on_batch = on_batch
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
@@ -131,12 +133,14 @@ class DynamicBatcher:
         if not live:
             return
         n = len(live)
-        stacked = np.stack([p.example for p in live]).astype(np.float32, copy=False)
         padded = self.padded_size(n)
-        if padded > n:  # repeat the last example; its outputs are dropped
-            stacked = np.concatenate([stacked, np.repeat(stacked[-1:], padded - n, axis=0)])
         try:
+            stacked = np.stack([p.example for p in live]).astype(np.float32, copy=False)
+            if padded > n:  # repeat the last example; its outputs are dropped
+                stacked = np.concatenate([stacked, np.repeat(stacked[-1:], padded - n, axis=0)])
             out = self.backend.run(stacked)  # (padded, ...) -> (padded, ...)
+            if out.shape[0] < n:
+                raise RuntimeError(f"backend returned {out.shape[0]} rows for {n} examples")
         except Exception as exc:
             log.exception("batch of %d failed on %s", n, self.backend.name)
             for p in live:

@@ -101,11 +101,12 @@ class ModelPool:
     def load(self, name: str, version: int) -> LoadedModel:
         """Verify, open and canary one version; raise on any failure (and remember it)."""
         key = (name, version)
+        self.registry.version_dir(name, version)  # a version not there (yet) is no failure
         try:
             manifest = self.registry.verify(name, version)
-        except RegistryError as exc:
+        except (RegistryError, ValueError, OSError) as exc:  # bad hash, manifest or file
             self._record_failure(key, "integrity", str(exc))
-            raise
+            raise RegistryError(str(exc)) from exc
         try:
             backend = self._open_backend(self.registry.version_dir(name, version), manifest)
         except Exception as exc:
@@ -161,7 +162,11 @@ class ModelPool:
             if key in self._pinned:
                 self._pinned.move_to_end(key)
                 return self._pinned[key]
-            loaded = self.load(name, version)
+        loaded = self.load(name, version)  # outside the lock: served requests go on meanwhile
+        with self._lock:
+            if key in self._pinned:  # another thread loaded it meanwhile
+                self._retire(loaded)
+                return self._pinned[key]
             self._pinned[key] = loaded
             while len(self._pinned) > MAX_PINNED:
                 _, old = self._pinned.popitem(last=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import socket
 import threading
 import time
@@ -39,16 +40,31 @@ class WorkerRuntime:
         self.started_at = time.time()
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
+        self._batch_stats: queue.SimpleQueue[tuple[str, int, BatchStats] | None] = (
+            queue.SimpleQueue()
+        )
+        threading.Thread(
+            target=self._write_batch_metrics, name="batch-metrics", daemon=True
+        ).start()
 
     def _on_batch(self, model: str, version: int, stats: BatchStats) -> None:
-        labels = {"model": model, "version": version}
-        self.metrics.observe_many(
-            [
-                (cm.BATCH_SIZE, labels, [stats.size]),
-                (cm.QUEUE_SECONDS, labels, [ms / 1000 for ms in stats.queue_ms]),
-                (cm.COMPUTE_SECONDS, labels, [stats.compute_ms / 1000]),
-            ]
-        )
+        # called on the batching thread: hand off, so a slow Redis never delays a batch
+        self._batch_stats.put((model, version, stats))
+
+    def _write_batch_metrics(self) -> None:
+        while True:
+            item = self._batch_stats.get()
+            if item is None:
+                return
+            model, version, stats = item
+            labels = {"model": model, "version": version}
+            self.metrics.observe_many(
+                [
+                    (cm.BATCH_SIZE, labels, [stats.size]),
+                    (cm.QUEUE_SECONDS, labels, [ms / 1000 for ms in stats.queue_ms]),
+                    (cm.COMPUTE_SECONDS, labels, [stats.compute_ms / 1000]),
+                ]
+            )
 
     def _on_reload(self, event: ReloadEvent) -> None:
         self.metrics.inc(cm.RELOADS, {"model": event.model, "result": event.result})
@@ -87,6 +103,7 @@ class WorkerRuntime:
         except Exception:
             log.warning("could not remove heartbeat", exc_info=True)
         self.pool.close()
+        self._batch_stats.put(None)
         self.decoder.shutdown(wait=False)
 
 

@@ -1,0 +1,186 @@
+"""Inference backends: choosing the export, ONNX Runtime providers, numbers equal to eager."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from shared.backends import InferenceBackend, load_backend
+from shared.backends.fake import FakeBackend
+from shared.backends.onnx import OnnxBackend, choose_providers
+from shared.backends.torchscript import TorchScriptBackend
+from shared.export import ONNX_FILE, TORCHSCRIPT_FILE
+from shared.manifest import Manifest
+from shared.registry import Registry
+from tests.helpers import TinyConv, publish_tiny
+
+
+@pytest.fixture(scope="module")
+def published(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, Manifest, TinyConv]]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("backends")
+    registry = Registry(root / "models")
+    manifest, net = publish_tiny(registry, "tiny", root / "work", seed=3)
+    yield registry.version_dir("tiny", manifest.version), manifest, net
+    torch.set_num_threads(previous)
+
+
+def _batch(n: int) -> np.ndarray:
+    return np.random.default_rng(n).uniform(-1, 1, (n, 3, 8, 8)).astype(np.float32)
+
+
+def _eager(net: TinyConv, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return net(torch.from_numpy(x)).numpy()
+
+
+def test_auto_prefers_onnx(published: tuple[Path, Manifest, TinyConv]) -> None:
+    vdir, manifest, _ = published
+    backend = load_backend(vdir, manifest, device="cpu", intra_op_threads=1)
+    try:
+        assert isinstance(backend, OnnxBackend)
+        assert isinstance(backend, InferenceBackend)
+        assert backend.name == "onnx:CPUExecutionProvider"
+    finally:
+        backend.close()
+
+
+def test_torchscript_when_asked(published: tuple[Path, Manifest, TinyConv]) -> None:
+    vdir, manifest, _ = published
+    backend = load_backend(vdir, manifest, prefer="torchscript", device="cpu")
+    try:
+        assert isinstance(backend, TorchScriptBackend)
+        assert backend.name == "torchscript:cpu"
+    finally:
+        backend.close()
+
+
+def test_auto_falls_back_to_torchscript_without_onnx(
+    published: tuple[Path, Manifest, TinyConv], tmp_path: Path
+) -> None:
+    vdir, manifest, _ = published
+    shutil.copy(vdir / TORCHSCRIPT_FILE, tmp_path / TORCHSCRIPT_FILE)
+    backend = load_backend(tmp_path, manifest, device="cpu")
+    assert isinstance(backend, TorchScriptBackend)
+    backend.close()
+
+
+@pytest.mark.parametrize(
+    ("present", "prefer"),
+    [((), "auto"), ((TORCHSCRIPT_FILE,), "onnx"), ((ONNX_FILE,), "torchscript")],
+)
+def test_missing_export_raises_file_not_found(
+    published: tuple[Path, Manifest, TinyConv],
+    tmp_path: Path,
+    present: tuple[str, ...],
+    prefer: str,
+) -> None:
+    vdir, manifest, _ = published
+    for filename in present:
+        shutil.copy(vdir / filename, tmp_path / filename)
+    with pytest.raises(FileNotFoundError, match=r"tiny v1: no "):
+        load_backend(tmp_path, manifest, prefer=prefer)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("prefer", ["onnx", "torchscript"])
+def test_backends_match_eager(published: tuple[Path, Manifest, TinyConv], prefer: str) -> None:
+    vdir, manifest, net = published
+    backend = load_backend(vdir, manifest, prefer=prefer, device="cpu", intra_op_threads=1)  # type: ignore[arg-type]
+    try:
+        for n in (1, 3, 8):
+            x = _batch(n)
+            out = backend.run(x)
+            assert out.dtype == np.float32
+            assert out.shape == (n, 3, 8, 8)
+            np.testing.assert_allclose(out, _eager(net, x), atol=1e-5)
+    finally:
+        backend.close()
+
+
+def test_onnx_backend_takes_non_contiguous_batches(
+    published: tuple[Path, Manifest, TinyConv],
+) -> None:
+    vdir, manifest, net = published
+    backend = load_backend(vdir, manifest, device="cpu", intra_op_threads=1)
+    x = _batch(4)[::2]  # a strided view
+    assert not x.flags["C_CONTIGUOUS"]
+    np.testing.assert_allclose(backend.run(x), _eager(net, np.ascontiguousarray(x)), atol=1e-5)
+    backend.close()
+
+
+def test_onnx_backend_refuses_cuda_without_gpu_providers(
+    published: tuple[Path, Manifest, TinyConv],
+) -> None:
+    if set(ort.get_available_providers()) & {"CUDAExecutionProvider", "TensorrtExecutionProvider"}:
+        pytest.skip("this ONNX Runtime has GPU providers")
+    vdir, _, _ = published
+    with pytest.raises(RuntimeError, match="device=cuda"):
+        OnnxBackend(vdir / ONNX_FILE, device="cuda")
+
+
+ALL = ["CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"]
+
+
+@pytest.mark.parametrize(
+    ("available", "device", "expected"),
+    [
+        (
+            ALL,
+            "auto",
+            ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+        ),
+        (
+            ALL,
+            "cuda",
+            ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+        ),
+        (ALL, "cpu", ["CPUExecutionProvider"]),
+        (
+            ["CUDAExecutionProvider", "CPUExecutionProvider"],
+            "auto",
+            ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        ),
+        (["CPUExecutionProvider"], "auto", ["CPUExecutionProvider"]),
+        (["CPUExecutionProvider", "AzureExecutionProvider"], "auto", ["CPUExecutionProvider"]),
+    ],
+)
+def test_choose_providers_orders_tensorrt_cuda_cpu(
+    available: list[str], device: str, expected: list[str]
+) -> None:
+    assert choose_providers(available, device) == expected
+
+
+def test_choose_providers_raises_for_cuda_without_gpu() -> None:
+    with pytest.raises(RuntimeError, match="device=cuda"):
+        choose_providers(["CPUExecutionProvider", "AzureExecutionProvider"], "cuda")
+
+
+def test_fake_backend_records_call_sizes_and_applies_its_function() -> None:
+    backend = FakeBackend(lambda b: b * 3)
+    assert isinstance(backend, InferenceBackend)
+    out = backend.run(np.ones((2, 4), np.float64))
+    backend.run(np.ones((5, 4), np.float32))
+    assert backend.calls == [2, 5]
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, np.full((2, 4), 3.0))
+    assert not backend.closed
+    backend.close()
+    assert backend.closed
+
+
+def test_fake_backend_default_inverts_and_sleeps() -> None:
+    backend = FakeBackend(latency_s=0.02, per_item_s=0.01)
+    start = time.perf_counter()
+    out = backend.run(np.arange(6, dtype=np.float32).reshape(3, 2))
+    assert time.perf_counter() - start >= 0.05 * 0.9
+    np.testing.assert_array_equal(out, -np.arange(6, dtype=np.float32).reshape(3, 2))
