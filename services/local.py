@@ -67,6 +67,7 @@ class LocalStack:
     api_port: int = 8000
     redis_url: str | None = None
     workers: int = 1
+    trainer: bool = True  # the training service (POST /v1/trainings)
     env: dict[str, str] = field(default_factory=dict)  # extra S2I_* for the children
     bootstrap: bool = True
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -82,6 +83,8 @@ class LocalStack:
     def child_env(self) -> dict[str, str]:
         env = {**os.environ, **self.env}
         env.setdefault("S2I_MODEL_ROOT", str(self.model_root))
+        env.setdefault("S2I_RUN_ROOT", str(self.var_dir / "runs"))
+        env.setdefault("S2I_DATA_ROOT", str(self.var_dir / "data"))
         env["S2I_REDIS_URL"] = self.redis_url or ""
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
@@ -101,28 +104,61 @@ class LocalStack:
         port = free_port()
         data = self.var_dir / "redis"
         data.mkdir(parents=True, exist_ok=True)
-        self._spawn("redis", [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
-                              "--save", "", "--appendonly", "no", "--dir", str(data)])
+        self._spawn(
+            "redis",
+            [
+                redis_server_binary(),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(data),
+            ],
+        )
         self.redis_url = f"redis://127.0.0.1:{port}/0"
         wait_until(lambda: Redis.from_url(self.redis_url or "").ping(), 15, "redis")
 
     def publish_bootstrap(self) -> None:
-        subprocess.run([sys.executable, "-m", "services.trainer", "bootstrap"],
-                       env=self.child_env(), check=True)
+        subprocess.run(
+            [sys.executable, "-m", "services.trainer", "bootstrap"],
+            env=self.child_env(),
+            check=True,
+        )
 
     def start_worker(self, index: int = 0) -> subprocess.Popen[bytes]:
-        return self._spawn(f"worker{index}", [sys.executable, "-m", "services.worker",
-                                              f"--hostname=worker{index}-{os.getpid()}@%h"])
+        return self._spawn(
+            f"worker{index}",
+            [sys.executable, "-m", "services.worker", f"--hostname=worker{index}-{os.getpid()}@%h"],
+        )
 
     def start_api(self) -> None:
-        self._spawn("api", [sys.executable, "-m", "uvicorn", "services.api.main:app",
-                            "--host", "127.0.0.1", "--port", str(self.api_port),
-                            "--no-access-log"])
+        self._spawn(
+            "api",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "services.api.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.api_port),
+                "--no-access-log",
+            ],
+        )
         wait_until(lambda: httpx.get(self.base_url + "/healthz").status_code == 200, 60, "api")
 
     def wait_ready(self, timeout: float = 120) -> None:
-        wait_until(lambda: httpx.get(self.base_url + "/readyz").status_code == 200, timeout,
-                   "a worker serving models")
+        wait_until(
+            lambda: httpx.get(self.base_url + "/readyz").status_code == 200,
+            timeout,
+            "a worker serving models",
+        )
 
     def start(self) -> LocalStack:
         self.var_dir.mkdir(parents=True, exist_ok=True)
@@ -131,6 +167,8 @@ class LocalStack:
             self.publish_bootstrap()
         for i in range(self.workers):
             self.start_worker(i)
+        if self.trainer:
+            self._spawn("trainer", [sys.executable, "-m", "services.trainer", "serve"])
         self.start_api()
         return self
 
@@ -146,7 +184,8 @@ class LocalStack:
             proc.wait()
 
     def stop(self) -> None:
-        order = ["api", *sorted(n for n in self.procs if n.startswith("worker")), "redis"]
+        workers = sorted(n for n in self.procs if n.startswith("worker"))
+        order = ["api", "trainer", *workers, "redis"]
         for name in [*order, *self.procs]:
             self.stop_process(name)
 
@@ -158,8 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--var-dir", type=Path, default=Path("var"))
     args = parser.parse_args(argv)
-    stack = LocalStack(var_dir=args.var_dir, api_port=args.port, workers=args.workers,
-                       redis_url=os.environ.get("S2I_REDIS_URL") or None)
+    stack = LocalStack(
+        var_dir=args.var_dir,
+        api_port=args.port,
+        workers=args.workers,
+        redis_url=os.environ.get("S2I_REDIS_URL") or None,
+    )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -168,8 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack.start()
         stack.wait_ready()
-        log.info("sketch2image is up: %s (web page), %s/docs (API)", stack.base_url,
-                 stack.base_url)
+        log.info("sketch2image is up: %s (web page), %s/docs (API)", stack.base_url, stack.base_url)
         log.info("try: curl -F image=@drawing.png %s/v1/translate -o out.png", stack.base_url)
         while all(p.poll() is None for p in stack.procs.values()):
             time.sleep(0.5)

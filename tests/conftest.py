@@ -21,8 +21,19 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     data: Path = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
-        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(data)],
+        [
+            redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(data),
+        ],
         stdout=subprocess.DEVNULL,
     )
     url = f"redis://127.0.0.1:{port}/0"
@@ -43,7 +54,10 @@ def redis_db(redis_url: str) -> Iterator[Redis]:
     client.flushdb()
     client.close()
 
+
+ADMIN_KEY = "test-admin-key"
 STACK_ENV = {
+    "S2I_ADMIN_API_KEYS": f'["{ADMIN_KEY}"]',
     "S2I_MAX_BATCH_SIZE": "16",
     "S2I_MAX_QUEUE_DELAY_MS": "25",
     "S2I_RELOAD_INTERVAL_S": "0.3",

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from services.api.cluster import ClusterCache
 from services.api.deps import AppState
 from services.api.problems import install_problem_handlers
-from services.api.routes import health, jobs, models, translate
+from services.api.routes import health, jobs, models, trainings, translate
 from services.api.telemetry import instrument, make_registry
 from services.api.waiter import JobWaiter
 from shared.celery_app import make_celery
@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry, sync_redis = make_registry(settings)
     instrument(app, registry)
     install_problem_handlers(app, settings.retry_after_s)
-    for module in (translate, jobs, models, health):
+    for module in (translate, jobs, models, trainings, health):
         app.include_router(module.router)
 
     page = resources.files("services.api").joinpath("web/index.html").read_text()

@@ -94,6 +94,8 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import services.trainer.service  # noqa: F401  (registers `serve`)
+
     settings = get_settings()
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

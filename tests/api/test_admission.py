@@ -22,9 +22,16 @@ def fake_heartbeat(redis: Redis, models: dict[str, int]) -> None:
     beat = {
         "worker": "idle-worker",
         "models": {
-            name: {"name": name, "version": v, "task": "sketch2photo", "architecture": "unet",
-                   "recipe": "pix2pix", "input": {"height": 128, "width": 128}, "metrics": {},
-                   "available_versions": [v]}
+            name: {
+                "name": name,
+                "version": v,
+                "task": "sketch2photo",
+                "architecture": "unet",
+                "recipe": "pix2pix",
+                "input": {"height": 128, "width": 128},
+                "metrics": {},
+                "available_versions": [v],
+            }
             for name, v in models.items()
         },
     }
@@ -43,9 +50,12 @@ def api(redis_url: str, redis_db: Redis) -> Iterator[TestClient]:
 
 
 def post(client: TestClient, **params: str):  # type: ignore[no-untyped-def]
-    return client.post("/v1/translate", params=params,
-                       files={"image": ("s.png", sketch_png())},
-                       data={"model": "sketch2photo"})
+    return client.post(
+        "/v1/translate",
+        params=params,
+        files={"image": ("s.png", sketch_png())},
+        data={"model": "sketch2photo"},
+    )
 
 
 def test_no_worker_gives_503_with_retry_after(api: TestClient) -> None:
@@ -70,9 +80,7 @@ def test_full_queue_gives_429_and_nothing_is_enqueued(api: TestClient, redis_db:
     assert redis_db.llen("s2i.inference") == 2
 
 
-def test_enqueued_message_carries_only_the_job_id_as_json(
-    api: TestClient, redis_db: Redis
-) -> None:
+def test_enqueued_message_carries_only_the_job_id_as_json(api: TestClient, redis_db: Redis) -> None:
     fake_heartbeat(redis_db, {"sketch2photo": 1})
     job_id = post(api, **{"async": "true"}).json()["id"]
     raw = redis_db.lindex("s2i.inference", 0)
@@ -98,13 +106,14 @@ def test_cancel_a_queued_job(api: TestClient, redis_db: Redis) -> None:
     assert result.json()["type"].endswith("job-canceled")
 
 
-def test_sync_request_times_out_with_504_at_its_deadline(
-    api: TestClient, redis_db: Redis
-) -> None:
+def test_sync_request_times_out_with_504_at_its_deadline(api: TestClient, redis_db: Redis) -> None:
     fake_heartbeat(redis_db, {"sketch2photo": 1})
     start = time.monotonic()
-    r = api.post("/v1/translate", files={"image": ("s.png", sketch_png())},
-                 data={"model": "sketch2photo", "timeout": "0.5"})
+    r = api.post(
+        "/v1/translate",
+        files={"image": ("s.png", sketch_png())},
+        data={"model": "sketch2photo", "timeout": "0.5"},
+    )
     assert r.status_code == 504
     assert 0.4 < time.monotonic() - start < 5
     assert r.json()["type"].endswith("deadline-exceeded")
@@ -113,8 +122,11 @@ def test_sync_request_times_out_with_504_at_its_deadline(
 def test_redis_down_gives_503_not_a_crash(redis_url: str) -> None:
     dead = f"redis://127.0.0.1:{free_port()}/0"
     with make_client(dead) as client:
-        r = client.post("/v1/translate", files={"image": ("s.png", sketch_png())},
-                        data={"model": "sketch2photo"})
+        r = client.post(
+            "/v1/translate",
+            files={"image": ("s.png", sketch_png())},
+            data={"model": "sketch2photo"},
+        )
         assert r.status_code == 503
         assert r.headers["retry-after"]
         assert r.headers["content-type"] == "application/problem+json"

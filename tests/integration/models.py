@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from services.trainer.bootstrap import ARCH_KWARGS, MODELS, manifest_for, publish_generator
-from shared.export import INPUT_NAME, ONNX_FILE, OUTPUT_NAME, export_onnx
+from shared.export import ONNX_FILE, export_onnx
 from shared.manifest import Manifest
 from shared.nets import UNetGenerator, init_weights
 from shared.registry import Registry
@@ -39,8 +39,9 @@ def publish_nan(registry: Registry, name: str) -> Manifest:
     template = registry.manifest(name)
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(NaNNet(), torch.zeros(template.input.shape(1)), Path(tmp) / ONNX_FILE)
-        return registry.publish(template.model_copy(update={"parent_version": None}),
-                                {ONNX_FILE: path})
+        return registry.publish(
+            template.model_copy(update={"parent_version": None}), {ONNX_FILE: path}
+        )
 
 
 def publish_tampered(registry: Registry, name: str, seed: int) -> Manifest:
@@ -51,6 +52,3 @@ def publish_tampered(registry: Registry, name: str, seed: int) -> Manifest:
     data[-10] ^= 0xFF
     path.write_bytes(bytes(data))
     return manifest
-
-
-assert INPUT_NAME and OUTPUT_NAME  # the exported graph's tensor names the worker uses

@@ -54,15 +54,23 @@ def test_unknown_model_and_version_are_404(client: httpx.Client) -> None:
     body = sketch_png()
     r = client.post("/v1/translate", files={"image": ("s.png", body)}, data={"model": "nope"})
     assert "sketch2photo" in assert_problem(r, 404, "unknown-model")["detail"]
-    r = client.post("/v1/translate", files={"image": ("s.png", body)},
-                    data={"model": "sketch2photo", "version": "999"})
+    r = client.post(
+        "/v1/translate",
+        files={"image": ("s.png", body)},
+        data={"model": "sketch2photo", "version": "999"},
+    )
     assert_problem(r, 404, "unknown-model")
 
 
 @pytest.mark.parametrize(
     "fields",
-    [{"format": "gif"}, {"model": "../etc"}, {"version": "0"}, {"timeout": "-1"},
-     {"keep_aspect": "maybe"}],
+    [
+        {"format": "gif"},
+        {"model": "../etc"},
+        {"version": "0"},
+        {"timeout": "-1"},
+        {"keep_aspect": "maybe"},
+    ],
 )
 def test_bad_fields_are_422(client: httpx.Client, fields: dict[str, str]) -> None:
     r = client.post("/v1/translate", files={"image": ("s.png", sketch_png())}, data=fields)
@@ -70,20 +78,26 @@ def test_bad_fields_are_422(client: httpx.Client, fields: dict[str, str]) -> Non
 
 
 def test_bad_bodies(client: httpx.Client) -> None:
-    assert_problem(client.post("/v1/translate", content=b"x", headers={"content-type": "text/plain"}),
-                   415, "unsupported-media-type")
-    assert_problem(client.post("/v1/translate", json={"image": "%%%not base64"}),
-                   400, "unreadable-image")
+    assert_problem(
+        client.post("/v1/translate", content=b"x", headers={"content-type": "text/plain"}),
+        415,
+        "unsupported-media-type",
+    )
+    assert_problem(
+        client.post("/v1/translate", json={"image": "%%%not base64"}), 400, "unreadable-image"
+    )
     assert_problem(client.post("/v1/translate", json={"picture": "x"}), 422, "invalid-request")
-    assert_problem(client.post("/v1/translate", files={"other": ("s.png", b"x")}),
-                   422, "invalid-request")
+    assert_problem(
+        client.post("/v1/translate", files={"other": ("s.png", b"x")}), 422, "invalid-request"
+    )
     assert_problem(client.get("/v1/jobs/" + "0" * 32), 404, "unknown-job")
 
 
 def test_worker_keeps_serving_after_bad_input(client: httpx.Client) -> None:
     for payload in (b"junk", photo_png()[:1000], huge_header_png()):
         client.post("/v1/translate", files={"image": ("x.png", payload)})
-    r = client.post("/v1/translate", files={"image": ("s.png", sketch_png())},
-                    data={"model": "sketch2photo"})
+    r = client.post(
+        "/v1/translate", files={"image": ("s.png", sketch_png())}, data={"model": "sketch2photo"}
+    )
     assert r.status_code == 200
     assert r.headers["content-type"] == "image/png"

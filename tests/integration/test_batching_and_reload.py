@@ -42,8 +42,12 @@ def test_64_concurrent_requests_are_batched(client: httpx.Client) -> None:
     body = sketch_png(3)
 
     def one(_: int) -> int:
-        r = httpx.post(f"{client.base_url}/v1/translate", files={"image": ("s.png", body)},
-                       data={"model": "sketch2photo"}, timeout=120)
+        r = httpx.post(
+            f"{client.base_url}/v1/translate",
+            files={"image": ("s.png", body)},
+            data={"model": "sketch2photo"},
+            timeout=120,
+        )
         return r.status_code
 
     with ThreadPoolExecutor(64) as pool:
@@ -70,8 +74,7 @@ def test_publish_during_traffic_switches_version_without_failures(
     def traffic() -> None:
         with httpx.Client(base_url=str(client.base_url), timeout=60) as c:
             while not stop.is_set():
-                r = c.post("/v1/translate", files={"image": ("s.png", body)},
-                           data={"model": name})
+                r = c.post("/v1/translate", files={"image": ("s.png", body)}, data={"model": name})
                 seen.append((time.monotonic(), r.status_code, r.headers.get("x-model-version")))
 
     threads = [threading.Thread(target=traffic) for _ in range(8)]
@@ -113,19 +116,28 @@ def test_versions_with_bad_sha256_or_nan_outputs_are_never_served(
 
     tampered = models.publish_tampered(registry, name, seed=21)
     assert registry.current(name) == tampered.version
-    wait_for(lambda: metric(client, "s2i_model_reloads_total", model=name, result="integrity") >= 1,
-             30, "the integrity failure in /metrics")
+    wait_for(
+        lambda: metric(client, "s2i_model_reloads_total", model=name, result="integrity") >= 1,
+        30,
+        "the integrity failure in /metrics",
+    )
     assert served_version() == str(good.version)
 
     nan = models.publish_nan(registry, name)
     assert registry.current(name) == nan.version
-    wait_for(lambda: metric(client, "s2i_model_reloads_total", model=name, result="canary") >= 1,
-             30, "the canary failure in /metrics")
+    wait_for(
+        lambda: metric(client, "s2i_model_reloads_total", model=name, result="canary") >= 1,
+        30,
+        "the canary failure in /metrics",
+    )
     for _ in range(3):
         assert served_version() == str(good.version)
     # pinning a refused version is refused too, with a problem document
-    pinned = client.post("/v1/translate", files={"image": ("s.png", body)},
-                         data={"model": name, "version": str(nan.version)})
+    pinned = client.post(
+        "/v1/translate",
+        files={"image": ("s.png", body)},
+        data={"model": name, "version": str(nan.version)},
+    )
     assert pinned.status_code in (404, 422, 500)
     assert pinned.headers["content-type"] == "application/problem+json"
     # and a good version published after them is served

@@ -16,8 +16,11 @@ pytestmark = pytest.mark.integration
 
 
 def test_sync_multipart_returns_a_png_made_by_the_model(client: httpx.Client) -> None:
-    r = client.post("/v1/translate", files={"image": ("s.png", sketch_png(), "image/png")},
-                    data={"model": "sketch2photo"})
+    r = client.post(
+        "/v1/translate",
+        files={"image": ("s.png", sketch_png(), "image/png")},
+        data={"model": "sketch2photo"},
+    )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "image/png"
     assert r.headers["x-model"] == "sketch2photo"
@@ -46,8 +49,11 @@ def test_output_format_and_keep_aspect(client: httpx.Client, fmt: str, pil_forma
     wide = Image.open(io.BytesIO(sketch_png(2, 128))).resize((256, 128))
     buf = io.BytesIO()
     wide.save(buf, "PNG")
-    r = client.post("/v1/translate", files={"image": ("w.png", buf.getvalue())},
-                    data={"model": "sketch2photo", "format": fmt, "keep_aspect": "true"})
+    r = client.post(
+        "/v1/translate",
+        files={"image": ("w.png", buf.getvalue())},
+        data={"model": "sketch2photo", "format": fmt, "keep_aspect": "true"},
+    )
     assert r.status_code == 200, r.text
     out = Image.open(io.BytesIO(r.content))
     assert out.format == pil_format
@@ -66,8 +72,11 @@ def test_json_body_and_json_answer(client: httpx.Client) -> None:
 
 
 def test_async_accepted_then_poll_then_result(client: httpx.Client) -> None:
-    r = client.post("/v1/translate", files={"image": ("s.png", sketch_png())},
-                    headers={"Prefer": "respond-async"})
+    r = client.post(
+        "/v1/translate",
+        files={"image": ("s.png", sketch_png())},
+        headers={"Prefer": "respond-async"},
+    )
     assert r.status_code == 202, r.text
     location = r.headers["location"]
     assert location == f"/v1/jobs/{r.json()['id']}"
@@ -85,17 +94,22 @@ def test_async_accepted_then_poll_then_result(client: httpx.Client) -> None:
 
 def test_idempotency_key_returns_the_same_job(client: httpx.Client) -> None:
     headers = {"Idempotency-Key": f"test-{time.time_ns()}"}
-    first = client.post("/v1/translate?async=true", files={"image": ("s.png", sketch_png())},
-                        headers=headers)
-    second = client.post("/v1/translate?async=true", files={"image": ("s.png", sketch_png())},
-                         headers=headers)
+    first = client.post(
+        "/v1/translate?async=true", files={"image": ("s.png", sketch_png())}, headers=headers
+    )
+    second = client.post(
+        "/v1/translate?async=true", files={"image": ("s.png", sketch_png())}, headers=headers
+    )
     assert first.status_code == second.status_code == 202
     assert first.json()["id"] == second.json()["id"]
 
 
 def test_deadline_passed_gives_504_and_the_job_is_not_run(client: httpx.Client) -> None:
-    r = client.post("/v1/translate", files={"image": ("s.png", sketch_png())},
-                    headers={"X-Request-Timeout": "0.001"})
+    r = client.post(
+        "/v1/translate",
+        files={"image": ("s.png", sketch_png())},
+        headers={"X-Request-Timeout": "0.001"},
+    )
     assert r.status_code == 504
     assert r.headers["content-type"] == "application/problem+json"
     job = client.get(f"/v1/jobs/{r.json()['job_id']}").json()
@@ -110,17 +124,25 @@ def test_models_endpoints_and_docs(client: httpx.Client) -> None:
     assert names["sketch2photo"]["input"]["height"] == 128
     assert models["defaults"] == {"sketch2photo": "sketch2photo", "photo2sketch": "photo2sketch"}
     one = client.get("/v1/models/photo2sketch").json()
-    assert one["task"] == "photo2sketch" and one["version"] >= 1
+    assert one["task"] == "photo2sketch"
+    assert one["version"] >= 1
     missing = client.get("/v1/models/nope")
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]
-    for path, method in [("/v1/translate", "post"), ("/v1/generate", "post"),
-                         ("/v1/jobs/{job_id}", "get"), ("/v1/jobs/{job_id}", "delete"),
-                         ("/v1/jobs/{job_id}/result", "get"), ("/v1/models", "get"),
-                         ("/v1/models/{name}", "get"), ("/healthz", "get"), ("/readyz", "get"),
-                         ("/metrics", "get")]:
+    for path, method in [
+        ("/v1/translate", "post"),
+        ("/v1/generate", "post"),
+        ("/v1/jobs/{job_id}", "get"),
+        ("/v1/jobs/{job_id}", "delete"),
+        ("/v1/jobs/{job_id}/result", "get"),
+        ("/v1/models", "get"),
+        ("/v1/models/{name}", "get"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+    ]:
         assert method in paths[path], (path, method)
     body = paths["/v1/translate"]["post"]["requestBody"]["content"]
     assert {"multipart/form-data", "application/json"} <= set(body)

@@ -1,0 +1,103 @@
+"""``POST/GET/DELETE /v1/trainings``: training runs on the trainer service's queue (admin)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.api.deps import AdminKeyDep, StateDep
+from services.api.problems import Problem
+from shared.celery_app import TRAIN_TASK
+from shared.trainings import (
+    TRAINING_TTL_S,
+    TrainingRecord,
+    TrainingState,
+    cancel_key,
+    dataset_problem,
+    training_key,
+)
+
+router = APIRouter(prefix="/v1/trainings", tags=["training"], dependencies=[AdminKeyDep])
+
+RECIPES = ("pix2pix", "resnet-cgan", "cyclegan", "sketchygan", "siamese-gan", "vae")
+TrainingId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
+
+
+class TrainingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    recipe: str = Field(..., description=f"one of {', '.join(RECIPES)}")
+    dataset: str = Field(
+        ..., description="a folder relative to the data volume (S2I_DATA_ROOT), or synthetic://N"
+    )
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description='training config fields, e.g. {"max_steps": 1000, "amp": "bf16", '
+        '"options": {"lambda_l1": 50}}',
+    )
+
+
+async def _load(state: StateDep, training_id: str) -> TrainingRecord:
+    raw = await state.redis.get(training_key(training_id))
+    if raw is None:
+        raise Problem(
+            404, "unknown-training", "Unknown training run", f"no training run {training_id}"
+        )
+    return TrainingRecord.model_validate_json(raw)
+
+
+@router.post("", status_code=202, summary="Start a training run (queued on the trainer service)")
+async def start_training(body: TrainingRequest, state: StateDep) -> JSONResponse:
+    if body.recipe not in RECIPES:
+        raise Problem(
+            422,
+            "invalid-request",
+            "Some fields are invalid",
+            f"unknown recipe {body.recipe!r}; choose one of {', '.join(RECIPES)}",
+        )
+    why = dataset_problem(body.dataset)
+    if why is not None:
+        raise Problem(422, "invalid-dataset", "The dataset path is not acceptable", why)
+    forbidden = {"recipe", "data", "run_dir"} & set(body.overrides)
+    if forbidden:
+        raise Problem(
+            422,
+            "invalid-request",
+            "Some fields are invalid",
+            f"overrides may not set {sorted(forbidden)}",
+        )
+    record = TrainingRecord(
+        id=uuid.uuid4().hex, recipe=body.recipe, dataset=body.dataset, overrides=body.overrides
+    )
+    await state.redis.set(training_key(record.id), record.model_dump_json(), ex=TRAINING_TTL_S)
+    await run_in_threadpool(
+        state.celery.send_task, TRAIN_TASK, args=[record.id], queue=state.settings.training_queue
+    )
+    return JSONResponse(
+        record.model_dump(mode="json"),
+        status_code=202,
+        headers={"Location": f"/v1/trainings/{record.id}"},
+    )
+
+
+@router.get("/{training_id}", summary="A run's state, epoch, losses, metrics, ETA, versions")
+async def get_training(training_id: TrainingId, state: StateDep) -> TrainingRecord:
+    return await _load(state, training_id)
+
+
+@router.delete("/{training_id}", summary="Cancel at the next step (a resumable checkpoint stays)")
+async def cancel_training(training_id: TrainingId, state: StateDep) -> TrainingRecord:
+    record = await _load(state, training_id)
+    if not record.state.final:
+        await state.redis.set(cancel_key(training_id), "1", ex=TRAINING_TTL_S)
+        if record.state is TrainingState.queued:
+            record.state = TrainingState.canceled
+            await state.redis.set(
+                training_key(training_id), record.model_dump_json(), ex=TRAINING_TTL_S
+            )
+    return record
