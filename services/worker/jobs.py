@@ -84,8 +84,14 @@ def _translate(rt: WorkerRuntime, job: JobRecord) -> tuple[Image.Image, int, lis
     s = rt.settings
 
     def decode() -> tuple[np.ndarray, tuple[int, int]]:
-        img = images.decode(data, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels)
-        return images.to_array(img, (spec.width, spec.height), fit=spec.fit), img.size
+        # JPEGs decode at a reduced scale (DCT scaling) when still >= the model's size
+        img, info = images.decode_with_info(
+            data,
+            max_bytes=s.max_upload_bytes,
+            max_pixels=s.max_image_pixels,
+            draft_size=max(spec.width, spec.height),
+        )
+        return images.to_array(img, (spec.width, spec.height), fit=spec.fit), info.display_size
 
     array, size = rt.decoder.submit(decode).result()  # (3, H, W) in [-1, 1]
     results = _submit(rt, job, [array])

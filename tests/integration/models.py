@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from services.trainer.bootstrap import ARCH_KWARGS, MODELS, manifest_for, publish_generator
-from shared.export import ONNX_FILE, export_onnx
-from shared.manifest import Manifest
-from shared.nets import UNetGenerator, init_weights
+from shared.export import ONNX_FILE, export_model, export_onnx
+from shared.manifest import Manifest, TensorSpec
+from shared.nets import UNetGenerator, build_serving_net, init_weights
 from shared.registry import Registry
 
 
@@ -52,3 +52,27 @@ def publish_tampered(registry: Registry, name: str, seed: int) -> Manifest:
     data[-10] ^= 0xFF
     path.write_bytes(bytes(data))
     return manifest
+
+
+def publish_dcgan(registry: Registry, name: str, *, z_dim: int = 16, seed: int = 0) -> Manifest:
+    """A class-conditional (cat, dog) DCGAN generate model, untrained but deterministic."""
+    kwargs = {"z_dim": z_dim, "ngf": 8, "num_classes": 2}
+    torch.manual_seed(seed)
+    net = build_serving_net("dcgan", **kwargs)
+    init_weights(net)
+    noise = TensorSpec(
+        kind="noise", z_dim=z_dim, num_classes=2, class_names=["cat", "dog"], layout="NC"
+    )
+    image = TensorSpec(kind="image", height=32, width=32)
+    manifest = Manifest(
+        name=name,
+        task="generate",
+        architecture="dcgan",
+        arch_kwargs=kwargs,
+        recipe="siamese-gan",
+        input=noise,
+        output=image,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        result = export_model(net, noise.shape(1), Path(tmp))
+        return registry.publish(manifest, result.files)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -23,6 +24,7 @@ from shared.jobs import JobRecord, new_job_id
 router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[ApiKeyDep])
 
 OPTION_FIELDS = tuple(TranslateOptions.model_fields)
+ROUTING_SIZE = 256  # smallest side the API decodes JPEGs at for validation and auto routing
 IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The result image (or JSON with base64 under `Accept: application/json`)",
@@ -192,8 +194,16 @@ async def translate(
 ) -> Response:
     data, opts = await parse_translate(request, state)
     s = state.settings
+    # a full decode catches truncated files here rather than in a worker; JPEGs decode at
+    # a reduced scale (the whole stream is still read), enough for routing
     img, info = await run_in_threadpool(
-        images.decode_with_info, data, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels
+        partial(
+            images.decode_with_info,
+            max_bytes=s.max_upload_bytes,
+            max_pixels=s.max_image_pixels,
+            draft_size=ROUTING_SIZE,
+        ),
+        data,
     )
     model, routed_by = opts.model, ""
     if model == "auto":
@@ -207,8 +217,8 @@ async def translate(
         format=opts.format,
         keep_aspect=opts.keep_aspect,
         routed_by=routed_by,
-        input_width=info.width,
-        input_height=info.height,
+        input_width=info.display_size[0],
+        input_height=info.display_size[1],
         created_at=time.time(),
         deadline=submit.deadline_for(state, request, opts.timeout),
     )
