@@ -68,7 +68,9 @@ def train_minimal_pix2pix(
     opt_D = torch.optim.Adam(netD.parameters(), lr=lr, betas=(0.5, 0.999))
     gan_loss = nn.BCEWithLogitsLoss()
     data = DataLoader(
-        SyntheticPairs(100_000, size=IMAGE_SIZE, seed=seed), batch_size=batch_size, shuffle=True,
+        SyntheticPairs(100_000, size=IMAGE_SIZE, seed=seed),
+        batch_size=batch_size,
+        shuffle=True,
         generator=torch.Generator().manual_seed(seed),
     )
     start = time.monotonic()
@@ -79,8 +81,10 @@ def train_minimal_pix2pix(
         # D: real pairs -> 1, fake pairs -> 0
         pred_real = netD(torch.cat([real_A, real_B], 1))
         pred_fake = netD(torch.cat([real_A, fake_B.detach()], 1))
-        loss_D = 0.5 * (gan_loss(pred_real, torch.ones_like(pred_real))
-                        + gan_loss(pred_fake, torch.zeros_like(pred_fake)))
+        loss_D = 0.5 * (
+            gan_loss(pred_real, torch.ones_like(pred_real))
+            + gan_loss(pred_fake, torch.zeros_like(pred_fake))
+        )
         opt_D.zero_grad(set_to_none=True)
         loss_D.backward()
         opt_D.step()
@@ -93,8 +97,14 @@ def train_minimal_pix2pix(
         opt_G.step()
         l1_value = float(loss_l1)
         if step % 50 == 0:
-            log.info("%s step %d: loss_D %.3f loss_G %.3f L1 %.3f", spec.name, step,
-                     float(loss_D), float(loss_G), l1_value)
+            log.info(
+                "%s step %d: loss_D %.3f loss_G %.3f L1 %.3f",
+                spec.name,
+                step,
+                float(loss_D),
+                float(loss_G),
+                l1_value,
+            )
         if step >= max_steps or time.monotonic() - start > budget_s:
             break
     netG.eval()
@@ -155,10 +165,14 @@ def load_bundled(spec: BootstrapModel) -> tuple[nn.Module, dict[str, float]] | N
 def save_bundled(spec: BootstrapModel, netG: nn.Module, steps: int) -> Path:
     path = bundled_path(spec)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().half().contiguous() for k, v in netG.state_dict().items()
-               if v.is_floating_point()}
-    tensors |= {k: v.contiguous() for k, v in netG.state_dict().items()
-                if not v.is_floating_point()}
+    tensors = {
+        k: v.detach().half().contiguous()
+        for k, v in netG.state_dict().items()
+        if v.is_floating_point()
+    }
+    tensors |= {
+        k: v.contiguous() for k, v in netG.state_dict().items() if not v.is_floating_point()
+    }
     tensors["__steps__"] = torch.tensor([steps])
     save_file(tensors, str(path))
     return path
