@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from shared.manifest import INPUT_NAME, ONNX_FILE, OUTPUT_NAME, TORCHSCRIPT_FILE
+
+__all__ = ["INPUT_NAME", "ONNX_FILE", "OUTPUT_NAME", "TORCHSCRIPT_FILE", "export_model"]
+
 log = logging.getLogger(__name__)
 
-ONNX_FILE = "model.onnx"
-TORCHSCRIPT_FILE = "model.ts"
-INPUT_NAME = "input"
-OUTPUT_NAME = "output"
 FORMATS = ("onnx", "torchscript")
 
 

@@ -10,6 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
+# files of a version folder, and the tensor names of the exported graphs
+ONNX_FILE = "model.onnx"
+TORCHSCRIPT_FILE = "model.ts"
+INPUT_NAME = "input"
+OUTPUT_NAME = "output"
+
 Task = Literal["sketch2photo", "photo2sketch", "generate"]
 
 

@@ -133,7 +133,7 @@ class DynamicBatcher:
         if not live:
             return
         n = len(live)
-        padded = self.padded_size(n)
+        padded = self.padded_size(n) if self.backend.pad_batches else n
         try:
             stacked = np.stack([p.example for p in live]).astype(np.float32, copy=False)
             if padded > n:  # repeat the last example; its outputs are dropped

@@ -17,8 +17,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from shared.export import ONNX_FILE, TORCHSCRIPT_FILE
-from shared.manifest import Manifest
+from shared.manifest import ONNX_FILE, TORCHSCRIPT_FILE, Manifest
 
 BackendName = Literal["auto", "onnx", "torchscript"]
 DeviceName = Literal["auto", "cpu", "cuda"]
@@ -27,6 +26,9 @@ DeviceName = Literal["auto", "cpu", "cuda"]
 @runtime_checkable
 class InferenceBackend(Protocol):
     name: str  # e.g. "onnx:CPUExecutionProvider", "torchscript:cuda"
+    # pad batches to a few fixed sizes: pays off where kernels/engines are built per shape
+    # (TensorRT, cuDNN autotuning); on CPU it only adds work
+    pad_batches: bool
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """(N, ...) float32 in -> (N, ...) float32 out."""

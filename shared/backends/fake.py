@@ -25,11 +25,13 @@ class FakeBackend:
         latency_s: float = 0.0,
         per_item_s: float = 0.0,
         name: str = "fake",
+        pad_batches: bool = True,
     ) -> None:
         self.fn = fn
         self.latency_s = latency_s
         self.per_item_s = per_item_s
         self.name = name
+        self.pad_batches = pad_batches
         self.calls: list[int] = []
         self.closed = False
 

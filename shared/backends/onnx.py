@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.export import INPUT_NAME, OUTPUT_NAME
+from shared.manifest import INPUT_NAME, OUTPUT_NAME
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class OnnxBackend:
         providers = choose_providers(ort.get_available_providers(), device)
         self._session = ort.InferenceSession(str(path), opts, providers=providers)
         self.name = f"onnx:{self._session.get_providers()[0]}"
+        self.pad_batches = self._session.get_providers()[0] in GPU_PROVIDERS
         log.info("loaded %s with %s", path, self._session.get_providers())
 
     def run(self, batch: np.ndarray) -> np.ndarray:

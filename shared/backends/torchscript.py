@@ -22,6 +22,7 @@ class TorchScriptBackend:
         self._device = torch.device(device)
         self._module = torch.jit.load(str(path), map_location=self._device).eval()
         self.name = f"torchscript:{self._device.type}"
+        self.pad_batches = self._device.type == "cuda"
         log.info("loaded %s on %s", path, self._device)
 
     def run(self, batch: np.ndarray) -> np.ndarray:

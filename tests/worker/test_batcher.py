@@ -128,6 +128,18 @@ def test_batches_are_padded_to_the_fixed_sizes(batchers: list[DynamicBatcher]) -
     assert set(backend.calls) <= {1, 2, 4, 8}
 
 
+def test_backends_that_gain_nothing_from_fixed_shapes_are_not_padded(
+    batchers: list[DynamicBatcher],
+) -> None:
+    backend = FakeBackend(pad_batches=False)  # e.g. ONNX Runtime on CPU
+    batcher = _make(
+        batchers, backend, max_batch_size=8, max_queue_delay_ms=200, batch_sizes=[1, 2, 4, 8]
+    )
+    futures = [batcher.submit(_example(i)) for i in range(3)]
+    assert [f.result(timeout=5).batch_size for f in futures] == [3, 3, 3]
+    assert backend.calls == [3]
+
+
 def test_batch_sizes_above_the_maximum_are_ignored(batchers: list[DynamicBatcher]) -> None:
     backend = FakeBackend()
     batcher = _make(batchers, backend, max_batch_size=6, batch_sizes=[1, 4, 32])

@@ -1,0 +1,54 @@
+"""The benchmarks run end to end in their ``--quick`` mode and print their ratio lines."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from benchmarks import engine, load
+from benchmarks.common import publish_untrained
+from shared.backends.fake import FakeBackend
+
+RATIO = r"batching_on/off = (\d+\.\d\d)"
+
+
+@pytest.fixture(scope="module")
+def model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("models")
+    publish_untrained(root, names=("sketch2photo",))
+    return root
+
+
+def test_batching_beats_one_at_a_time_on_a_fixed_cost_backend() -> None:
+    # 20 ms per forward pass whatever the batch: 8 clients batched should get ~8x through
+    backend = FakeBackend(latency_s=0.02)
+    res = engine.measure_ratio(backend, clients=8, seconds=0.5, repeats=1, max_batch=16, delay_ms=5)
+    assert res.on[0].mean_batch > 2
+    assert res.off[0].mean_batch == 1
+    assert res.ratio > 2
+
+
+def test_engine_quick_prints_table_and_ratio_per_backend(
+    model_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert engine.main(["--quick", "--model-root", str(model_root)]) == 0
+    out = capsys.readouterr().out
+    for backend in ("onnx:CPUExecutionProvider", "torchscript:cpu"):
+        assert re.search(rf"^\| {backend} threads=default \| 4 \| \d+\.\d \|", out, re.M)
+        assert re.search(rf"^{RATIO} \({backend}", out, re.M)
+    assert "- cores (os.cpu_count):" in out
+
+
+@pytest.mark.integration
+def test_load_quick_drives_two_stacks_and_prints_ratios(
+    model_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = load.main(["--quick", "--model-root", str(model_root)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for mode in ("on", "off"):  # both stacks served requests without errors
+        assert re.search(rf"^\| {mode} \| 4 \| [1-9]\d* \| 0 \|", out, re.M), out
+    assert re.search(rf"^{RATIO} \(throughput\)", out, re.M)
+    assert re.search(r"^batching_on/off p50 = \d+\.\d\d", out, re.M)
