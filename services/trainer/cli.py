@@ -39,10 +39,17 @@ def _registry(args: argparse.Namespace) -> Registry:
     "bootstrap",
     "publish the bundled default models into an empty model volume (idempotent)",
     lambda p: (
-        p.add_argument("--retrain", action="store_true",
-                       help="train from scratch and rewrite the bundled weights"),
-        p.add_argument("--budget-s", type=float, default=100.0,
-                       help="training time per model when training (default 100)"),
+        p.add_argument(
+            "--retrain",
+            action="store_true",
+            help="train from scratch and rewrite the bundled weights",
+        ),
+        p.add_argument(
+            "--budget-s",
+            type=float,
+            default=100.0,
+            help="training time per model when training (default 100)",
+        ),
     ),
 )
 def _bootstrap(args: argparse.Namespace) -> int:
@@ -61,9 +68,17 @@ def _list(args: argparse.Namespace) -> int:
         current = registry.current(name)
         for version in registry.versions(name):
             m = registry.manifest(name, version)
-            rows.append({"model": name, "version": version, "served": version == current,
-                         "task": m.task, "recipe": m.recipe, "metrics": m.metrics,
-                         "created_at": m.created_at})
+            rows.append(
+                {
+                    "model": name,
+                    "version": version,
+                    "served": version == current,
+                    "task": m.task,
+                    "recipe": m.recipe,
+                    "metrics": m.metrics,
+                    "created_at": m.created_at,
+                }
+            )
     json.dump(rows, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
@@ -74,8 +89,9 @@ def _list(args: argparse.Namespace) -> int:
     "serve another (older) version: rewrites CURRENT; workers hot-reload it",
     lambda p: (
         p.add_argument("--model", required=True),
-        p.add_argument("--version", type=int,
-                       help="version to serve (default: the one before the served one)"),
+        p.add_argument(
+            "--version", type=int, help="version to serve (default: the one before the served one)"
+        ),
     ),
 )
 def _rollback(args: argparse.Namespace) -> int:
@@ -95,10 +111,12 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     import services.trainer.service  # noqa: F401  (registers `serve`)
+    from services.trainer import train_cli  # noqa: F401  (registers train, evaluate, export, publish)
 
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     parser = argparse.ArgumentParser(prog="python -m services.trainer", description=__doc__)
     parser.add_argument("--model-root", help="model volume (default: S2I_MODEL_ROOT)")
     sub = parser.add_subparsers(dest="command", required=True)

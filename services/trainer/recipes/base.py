@@ -85,6 +85,9 @@ class EvalOutput:
     fake: Tensor  # (N, 3, H, W) in [-1, 1]
     real: Tensor | None = None  # the paired target, when there is one
     grid: dict[str, Tensor] = field(default_factory=dict)  # rows of the sample grid, by name
+    # recipe-specific metrics of this batch (e.g. {"val_recon": ...}); the loop averages them
+    # over the evaluation, weighted by batch size, beside the paired metrics it computes
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 class Recipe(ABC):
@@ -142,7 +145,10 @@ class Recipe(ABC):
         return (net for name, net in self.nets.items() if name.startswith("netG"))
 
     def extra_state(self) -> dict[str, Any]:
-        """Recipe state besides nets and optimizers to checkpoint (e.g. CycleGAN image pools)."""
+        """Recipe state besides nets and optimizers to checkpoint (e.g. CycleGAN image pools).
+
+        Tensors and plain Python values only: checkpoints load with ``weights_only=True``.
+        """
         return {}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:

@@ -1,0 +1,216 @@
+"""The training loop: schedule, AMP, channels_last, logs, sample grids, stop, publish gating."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from services.trainer.checkpoint import recipe_from_checkpoint
+from services.trainer.config import TrainConfig
+from services.trainer.data_loading import open_run_data
+from services.trainer.distributed import DistContext
+from services.trainer.loop import train
+from services.trainer.progress import Progress
+from services.trainer.publishing import publish_recipe, should_serve
+from services.trainer.schedules import LinearDecay
+from shared.registry import Registry
+from shared.synthetic import write_paired_folders
+from tests.helpers import make_manifest, write_files
+from tests.trainer.tiny_runs import load_state, one_thread, tiny_config
+
+LR = 2e-4
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    with one_thread():
+        yield
+
+
+def read_log(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+def test_linear_decay_is_constant_then_linear_to_zero() -> None:
+    rule = LinearDecay(epochs=2, epochs_decay=3)
+    assert [rule(e) for e in range(6)] == pytest.approx([1, 1, 0.75, 0.5, 0.25, 0])
+
+
+def test_run_logs_jsonl_tensorboard_and_sample_grids_with_decaying_lr(tmp_path: Path) -> None:
+    """3 epochs of 5 steps: lr constant in epoch 1, then 2/3 and 1/3 of it (stepped per epoch)."""
+    run_dir = tmp_path / "run"
+    progress: list[Progress] = []
+    final = train(tiny_config(run_dir), on_progress=progress.append)
+
+    assert final.state == "finished"
+    assert (final.step, final.total_steps) == (15, 15)
+    assert (final.epoch, final.total_epochs) == (3, 3)
+    records = read_log(run_dir)
+    lr_by_step = {r["step"]: r["lr"]["G"] for r in records if r["event"] == "train"}
+    assert sorted(lr_by_step) == list(range(1, 16))
+    expected = [LR] * 5 + [LR * 2 / 3] * 5 + [LR / 3] * 5
+    assert [lr_by_step[s] for s in range(1, 16)] == pytest.approx(expected)
+    train_record = next(r for r in records if r["event"] == "train")
+    assert set(train_record["losses"]) == {"G_GAN", "G_L1", "D_real", "D_fake"}
+    assert train_record["images_per_s"] > 0
+    assert train_record["epoch"] == 1
+
+    evals = [r for r in records if r["event"] == "eval"]
+    assert [r["step"] for r in evals] == [5, 10, 15]  # every epoch end (eval_every=1)
+    assert all({"val_l1", "psnr", "ssim"} <= set(r["metrics"]) for r in evals)
+    for r in evals:  # 3 rows (real_A, fake_B, real_B) x 2 held-out items of 32 px, 2 px gaps
+        grid = Image.open(r["grid"])
+        assert grid.size == (2 * 34 + 2, 3 * 34 + 2)
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [
+        "step_000005.png",
+        "step_000010.png",
+        "step_000015.png",
+    ]
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"loss/G_L1", "lr/G", "perf/images_per_s", "metrics/ssim"} <= tags
+    assert len(events.Scalars("loss/G_L1")) == 15
+
+    states = [p.state for p in progress]
+    assert states.count("evaluating") == 3
+    assert states[-1] == "finished"
+    running = [p for p in progress if p.state == "running"]
+    assert running[-1].eta_s == 0
+    assert running[0].eta_s is not None
+    assert running[0].eta_s > 0
+    assert final.checkpoint
+    assert Path(final.checkpoint).name == "step_000015.pt"
+    assert (run_dir / "checkpoints" / "latest.pt").is_file()
+    assert json.loads((run_dir / "config.json").read_text())["recipe"] == "pix2pix"
+
+
+def test_bf16_autocast_with_channels_last_trains_on_cpu(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "run", amp="bf16", channels_last=True, max_steps=3)
+    final = train(config)
+    assert final.state == "finished"
+    assert final.step == 3
+    assert final.losses
+    assert all(math.isfinite(v) for v in final.losses.values())
+    assert math.isfinite(final.metrics["val_l1"])
+
+
+def test_fp16_autocast_checkpoints_its_grad_scaler(tmp_path: Path) -> None:
+    final = train(tiny_config(tmp_path / "run", amp="fp16", max_steps=2))
+    assert final.state == "finished"
+    assert final.checkpoint is not None
+    scaler = load_state(Path(final.checkpoint))["scaler"]
+    assert scaler["scale"] > 0
+    assert "growth_interval" in scaler
+
+
+def test_should_stop_checkpoints_cancels_and_resumes(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    asked = []
+
+    def stop_after_three() -> bool:
+        asked.append(1)
+        return len(asked) > 3
+
+    stopped = train(tiny_config(run_dir), should_stop=stop_after_three)
+    assert stopped.state == "canceled"
+    assert stopped.step == 3
+    assert stopped.checkpoint
+    assert Path(stopped.checkpoint).name == "step_000003.pt"
+    state = load_state(Path(stopped.checkpoint))
+    assert (state["step"], state["epoch"], state["batch"]) == (3, 0, 3)
+
+    resumed = train(tiny_config(run_dir), resume=Path(stopped.checkpoint))
+    assert resumed.state == "finished"
+    assert resumed.step == 15
+    steps = [r["step"] for r in read_log(run_dir) if r["event"] == "train"]
+    assert steps == list(range(1, 16))  # one log, continued, no step twice
+
+
+def test_unknown_recipe_names_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"known: .*pix2pix"):
+        train(tiny_config(tmp_path, recipe="pix3pix"))
+
+
+def test_data_without_val_split_holds_out_a_fixed_slice(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_paired_folders(data, n_train=10, n_val=0, size=32)
+    config = tiny_config(tmp_path, data=str(data))
+    a = open_run_data(config, "paired", 32, 2, DistContext(torch.device("cpu")))
+    b = open_run_data(config, "paired", 32, 2, DistContext(torch.device("cpu")))
+    assert len(a.heldout) == 1  # type: ignore[arg-type]
+    assert len(a.train) == 9
+    assert a.heldout.indices == b.heldout.indices  # type: ignore[attr-defined]
+    assert set(a.heldout.indices).isdisjoint(a.train.dataset.indices)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("policy", "metric", "new", "served", "moves"),
+    [
+        ("if-better", "val_l1", {"val_l1": 0.3}, {"val_l1": 0.2}, False),
+        ("if-better", "val_l1", {"val_l1": 0.2}, {"val_l1": 0.2}, True),  # not worse
+        ("if-better", "ssim", {"ssim": 0.5}, {"ssim": 0.6}, False),  # higher is better
+        ("if-better", "ssim", {"ssim": 0.7}, {"ssim": 0.6}, True),
+        ("if-better", "val_l1", {"val_l1": 0.9}, None, True),  # nothing served yet
+        ("if-better", "val_l1", {"val_l1": 0.9}, {"ssim": 0.1}, True),  # served has no val_l1
+        ("if-better", "val_l1", {}, {"val_l1": 0.2}, False),  # new has no val_l1
+        ("always", "val_l1", {"val_l1": 0.9}, {"val_l1": 0.1}, True),
+        ("never", "val_l1", {"val_l1": 0.1}, None, False),
+    ],
+)
+def test_should_serve_rules(policy, metric, new, served, moves) -> None:
+    assert should_serve(policy, metric, new, served)[0] is moves
+
+
+def test_a_worse_version_is_published_but_not_served_and_always_serves(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "models")
+    name = "sketch2photo-pix2pix"
+    files = write_files(tmp_path / "fake", {"model.onnx": b"x"})
+    best = registry.publish(make_manifest(name, metrics={"val_l1": 0.0}), files)
+    assert registry.current(name) == best.version == 1
+
+    final = train(tiny_config(tmp_path / "run", max_steps=2), registry=registry)
+    (worse,) = final.published
+    assert (worse.version, worse.served) == (2, False)
+    assert registry.current(name) == 1
+    assert registry.manifest(name, 2).metrics["val_l1"] > 0  # published all the same
+
+    recipe, state = recipe_from_checkpoint(Path(final.checkpoint or ""))
+    (forced,) = publish_recipe(
+        recipe,
+        registry,
+        metrics=state["metrics"],
+        steps=state["step"],
+        policy="always",
+        metric="val_l1",
+    )
+    assert forced.served
+    assert registry.current(name) == forced.version == 3
+    assert registry.manifest(name, 3).parent_version == 1
+
+
+def test_publishes_every_n_epochs_and_at_the_end(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "models")
+    config = tiny_config(tmp_path / "run", epochs_decay=1, publish_every=1, publish="always")
+    final = train(config, registry=registry)
+    assert [(p.version, p.served) for p in final.published] == [(1, True), (2, True)]
+    assert [registry.manifest("sketch2photo-pix2pix", v).steps for v in (1, 2)] == [5, 10]
+    records = [r for r in read_log(tmp_path / "run") if r["event"] == "publish"]
+    assert [r["step"] for r in records] == [5, 10]
+
+
+def test_config_overrides_reach_the_recipe(tmp_path: Path) -> None:
+    config = TrainConfig.load(
+        recipe="pix2pix", data="synthetic://4", overrides=["options.lambda_l1=5", "batch_size=3"]
+    )
+    assert config.options == {"lambda_l1": 5}
+    assert config.batch_size == 3
