@@ -6,8 +6,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from redis.asyncio import Redis
 
@@ -15,6 +17,7 @@ from services.api.cluster import ClusterCache
 from services.api.deps import AppState
 from services.api.problems import install_problem_handlers
 from services.api.routes import health, jobs, models, trainings, translate
+from services.api.schemas import TranslateJSON, TranslateResult
 from services.api.telemetry import instrument, make_registry
 from services.api.waiter import JobWaiter
 from shared.celery_app import make_celery
@@ -71,6 +74,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (translate, jobs, models, trainings, health):
         app.include_router(module.router)
 
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema plus the bodies that /v1/translate documents by $ref."""
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (TranslateJSON, TranslateResult):
+                body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(body.pop("$defs", {}))
+                components[model.__name__] = body
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     page = resources.files("services.api").joinpath("web/index.html").read_text()
 
     @app.get("/", include_in_schema=False)

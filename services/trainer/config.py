@@ -64,7 +64,7 @@ class TrainConfig(BaseModel):
         return cls.model_validate(data)
 
 
-HIGHER_IS_BETTER = frozenset({"ssim", "psnr", "fsim", "attr_acc", "attr_acc_ratio"})
+HIGHER_IS_BETTER = frozenset({"ssim", "psnr", "fsim", "attr_acc_fake", "attr_acc_ratio"})
 
 
 def load_file(path: Path) -> dict[str, Any]:
