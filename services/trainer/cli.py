@@ -18,11 +18,11 @@ from shared.settings import get_settings
 log = logging.getLogger(__name__)
 
 Handler = Callable[[argparse.Namespace], int]
-_COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Handler]] = []
+_COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], object], Handler]] = []
 
 
 def add_command(
-    name: str, help_text: str, configure: Callable[[argparse.ArgumentParser], None]
+    name: str, help_text: str, configure: Callable[[argparse.ArgumentParser], object]
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         _COMMANDS.append((name, help_text, configure, handler))

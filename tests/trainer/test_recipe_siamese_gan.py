@@ -220,3 +220,11 @@ def test_exports_a_seeded_class_conditional_generator(catdog: Path, tmp_path: Pa
     with torch.no_grad():
         expected = netG(torch.from_numpy(z), torch.zeros(3, dtype=torch.long)).clamp(-1, 1)
     np.testing.assert_allclose(out_cat, expected.numpy(), atol=1e-4)
+
+
+def test_evaluate_batch_without_classes() -> None:
+    recipe = make_recipe()  # synthetic pairs: unconditional
+    recipe.nets["netG"].eval()
+    out = recipe.evaluate_batch({"B": images(3)})
+    assert out.fake.shape == (3, 3, 32, 32)
+    assert torch.isfinite(out.fake).all()

@@ -178,8 +178,9 @@ class SiameseGANRecipe(Recipe):
         real = batch["B"]  # (N, 3, 32, 32)
         n = real.shape[0]
         latent = self.latent(n, batch.get("label") if self.conditional else None).to(real.device)
-        z, labels = latent[:, : self.options.z_dim], latent[:, self.options.z_dim :].argmax(1)
-        fake = self.nets["netG"](z, labels if self.conditional else None)  # (N, 3, 32, 32)
+        z = latent[:, : self.options.z_dim]  # (N, z_dim)
+        labels = latent[:, self.options.z_dim :].argmax(1) if self.conditional else None
+        fake = self.nets["netG"](z, labels)  # (N, 3, 32, 32)
         return EvalOutput(fake=fake, real=None, grid={"real": real, "fake": fake})
 
     def arch_kwargs(self) -> dict[str, int]:
