@@ -34,6 +34,7 @@ format: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.engine
 	$(PY) -m benchmarks.load
+	$(PY) -m benchmarks.train
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
