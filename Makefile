@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck format lint-deploy bench clean
+.PHONY: venv run test lint format lint-deploy bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: $(VENV)/.installed
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# the Dockerfile, every Compose profile and both Kustomize overlays, validated offline
+lint-deploy: $(VENV)/.installed
+	$(PY) -m pytest -q tests/deploy
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.engine

@@ -72,8 +72,12 @@ def images_per_s(
         else (recipe_cls.default_image_size, recipe_cls.default_batch_size, {})
     )
     config = TrainConfig(
-        recipe=name, data="synthetic://8", image_size=size, batch_size=batch_size,
-        options=options, amp=amp_mode,  # type: ignore[arg-type]
+        recipe=name,
+        data="synthetic://8",
+        image_size=size,
+        batch_size=batch_size,
+        options=options,
+        amp=amp_mode,  # type: ignore[arg-type]
     )
     torch.manual_seed(0)
     recipe = recipe_cls(config, device)
@@ -118,18 +122,42 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nscale={scale} amp={amp_mode} steps={steps} repeats={repeats} device={device}\n")
     rows = []
     for name in args.recipes.split(","):
-        fp32, fp32_all = images_per_s(recipes[name], scale=scale, amp_mode="off", steps=steps,
-                                      repeats=repeats, device=device)
-        mixed, mixed_all = images_per_s(recipes[name], scale=scale, amp_mode=amp_mode,
-                                        steps=steps, repeats=repeats, device=device)
-        rows.append([name, f"{fp32:.2f}", f"{mixed:.2f}", f"{ratio(mixed, fp32):.2f}",
-                     " / ".join(f"{r:.1f}" for r in fp32_all),
-                     " / ".join(f"{r:.1f}" for r in mixed_all)])
+        fp32, fp32_all = images_per_s(
+            recipes[name], scale=scale, amp_mode="off", steps=steps, repeats=repeats, device=device
+        )
+        mixed, mixed_all = images_per_s(
+            recipes[name],
+            scale=scale,
+            amp_mode=amp_mode,
+            steps=steps,
+            repeats=repeats,
+            device=device,
+        )
+        rows.append(
+            [
+                name,
+                f"{fp32:.2f}",
+                f"{mixed:.2f}",
+                f"{ratio(mixed, fp32):.2f}",
+                " / ".join(f"{r:.1f}" for r in fp32_all),
+                " / ".join(f"{r:.1f}" for r in mixed_all),
+            ]
+        )
         print(f"{name}: amp/fp32 = {ratio(mixed, fp32):.2f}", flush=True)
     print()
-    print(markdown_table(
-        ["recipe", "fp32 img/s", f"{amp_mode} img/s", f"{amp_mode}/fp32", "fp32 runs",
-         f"{amp_mode} runs"], rows))
+    print(
+        markdown_table(
+            [
+                "recipe",
+                "fp32 img/s",
+                f"{amp_mode} img/s",
+                f"{amp_mode}/fp32",
+                "fp32 runs",
+                f"{amp_mode} runs",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":
