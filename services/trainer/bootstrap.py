@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 IMAGE_SIZE = 128
-ARCH_KWARGS = {"in_channels": 3, "out_channels": 3, "num_downs": 7, "ngf": 16, "norm": "batch"}
+# instance norm: eval-mode batch-norm statistics wash a GAN generator's output out (see
+# services/trainer/recipes/pix2pix.py)
+ARCH_KWARGS = {"in_channels": 3, "out_channels": 3, "num_downs": 7, "ngf": 16, "norm": "instance"}
 
 
 @dataclass(frozen=True)

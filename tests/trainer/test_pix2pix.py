@@ -31,12 +31,9 @@ def _one_thread() -> Iterator[None]:
 def test_paper_defaults() -> None:
     opts = Pix2PixOptions()
     assert (opts.ngf, opts.ndf, opts.n_layers_D) == (64, 64, 3)
-    assert (opts.lambda_l1, opts.gan_mode, opts.norm, opts.use_dropout) == (
-        100.0,
-        "vanilla",
-        "batch",
-        True,
-    )
+    assert (opts.lambda_l1, opts.gan_mode, opts.use_dropout) == (100.0, "vanilla", True)
+    # the paper's test-time batch statistics at batch size 1 = instance norm in netG
+    assert (opts.norm, opts.norm_D) == ("instance", "batch")
     assert opts.init_gain == 0.02
     cls = RECIPES["pix2pix"]
     assert cls is Pix2PixRecipe
@@ -89,10 +86,10 @@ def test_losses_are_the_papers(tmp_path: Path) -> None:
     assert all(p.requires_grad for p in recipe.nets["netD"].parameters())
 
 
-def test_lsgan_and_instance_norm_options_train(tmp_path: Path) -> None:
+def test_lsgan_and_batch_norm_options_train(tmp_path: Path) -> None:
     config = tiny_config(
         tmp_path,
-        options={"ngf": 4, "ndf": 4, "gan_mode": "lsgan", "norm": "instance", "lambda_l1": 10},
+        options={"ngf": 4, "ndf": 4, "gan_mode": "lsgan", "norm": "batch", "lambda_l1": 10},
     )
     recipe = Pix2PixRecipe(config, torch.device("cpu"))
     batch = {"A": torch.zeros(2, 3, 32, 32), "B": torch.ones(2, 3, 32, 32)}
@@ -164,3 +161,18 @@ def test_photo2sketch_publishes_its_own_model(tmp_path: Path) -> None:
     )
     named = tiny_config(tmp_path, model_name="faces")
     assert Pix2PixRecipe(named, torch.device("cpu")).exports()[0].model_name == "faces"
+
+
+def test_served_output_of_an_example_does_not_depend_on_its_batch(tmp_path: Path) -> None:
+    """Dynamic batching puts strangers in one batch: their outputs must not mix."""
+    recipe = Pix2PixRecipe(tiny_config(tmp_path), torch.device("cpu"))
+    recipe.train_step(
+        {"A": torch.rand(2, 3, 32, 32) * 2 - 1, "B": torch.rand(2, 3, 32, 32) * 2 - 1},
+        Amp("off", "cpu"),
+    )
+    net = recipe.exports()[0].net.eval()
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        together = net(x)
+        alone = torch.cat([net(x[i : i + 1]) for i in range(4)])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=0)

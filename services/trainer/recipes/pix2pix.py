@@ -9,7 +9,12 @@ As in pytorch-CycleGAN-and-pix2pix (``pix2pix_model.py``), per step on a batch (
 netG: U-Net (``shared.nets.UNetGenerator``) with num_downs from the image size (8 for 256
 px, 7 for 128, 6 for 64, 5 for 32), dropout in the innermost decoder blocks (the noise of the
 paper). netD: 70x70 PatchGAN (n_layers_D=3) on the channel-concatenated (input, output) pair.
-Batch norm, N(0, 0.02) init, vanilla GAN loss (BCE with logits; "lsgan" optional), λ=100,
+Normalisation: the paper uses batch norm at batch size 1 and keeps batch statistics at test
+time, which is instance normalisation; a served graph runs in eval mode, and with batch
+norm's running statistics the bootstrap U-Net's held-out L1 was 0.38 against 0.137 with
+per-example statistics. So netG defaults to instance norm (the same maths the paper tests
+with, and safe under dynamic batching: no example changes another's output); netD keeps
+batch norm. N(0, 0.02) init, vanilla GAN loss (BCE with logits; "lsgan" optional), λ=100,
 Adam lr 2e-4 β=(0.5, 0.999), batch 1, 100 epochs + 100 of linear decay: the paper's
 defaults. Batches are {"A": source, "B": target} after the data layer's direction switch, so
 the published model's task is ``config.direction``.
@@ -38,7 +43,8 @@ class Pix2PixOptions(BaseModel):
     ndf: int = Field(default=64, gt=0)  # discriminator width (first conv layer)
     n_layers_D: int = Field(default=3, gt=0)  # noqa: N815  (the reference code's name); 3: 70x70
     num_downs: int | None = Field(default=None, ge=5)  # None: from the image size
-    norm: Literal["batch", "instance", "none"] = "batch"
+    norm: Literal["batch", "instance", "none"] = "instance"  # netG (see the module doc)
+    norm_D: Literal["batch", "instance", "none"] = "batch"  # noqa: N815
     use_dropout: bool = True
     lambda_l1: float = Field(default=100.0, ge=0)
     gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
@@ -84,7 +90,7 @@ class Pix2PixRecipe(Recipe):
             "use_dropout": opts.use_dropout,
         }
         netG = UNetGenerator(**self.arch_kwargs)
-        netD = NLayerDiscriminator(6, ndf=opts.ndf, n_layers=opts.n_layers_D, norm=opts.norm)
+        netD = NLayerDiscriminator(6, ndf=opts.ndf, n_layers=opts.n_layers_D, norm=opts.norm_D)
         self.nets = {
             "netG": init_weights(netG, opts.init_gain).to(self.device),
             "netD": init_weights(netD, opts.init_gain).to(self.device),
