@@ -47,6 +47,23 @@ def redis_server_binary() -> str:
         ) from None
 
 
+def redis_server_args(port: int, data_dir: Path) -> list[str]:
+    """A loopback-only, non-persistent redis-server (the local run's and the tests')."""
+    return [
+        redis_server_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(data_dir),
+    ]
+
+
 def wait_until(check: object, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -104,22 +121,7 @@ class LocalStack:
         port = free_port()
         data = self.var_dir / "redis"
         data.mkdir(parents=True, exist_ok=True)
-        self._spawn(
-            "redis",
-            [
-                redis_server_binary(),
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(data),
-            ],
-        )
+        self._spawn("redis", redis_server_args(port, data))
         self.redis_url = f"redis://127.0.0.1:{port}/0"
         wait_until(lambda: Redis.from_url(self.redis_url or "").ping(), 15, "redis")
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from redis import Redis
 
-from services.local import LocalStack, free_port, redis_server_binary, wait_until
+from services.local import LocalStack, free_port, redis_server_args, wait_until
 from shared.registry import Registry
 from tests.integration import models
 
@@ -20,22 +20,7 @@ from tests.integration import models
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     data: Path = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [
-            redis_server_binary(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(data),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    proc = subprocess.Popen(redis_server_args(port, data), stdout=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
     try:
         wait_until(lambda: Redis.from_url(url).ping(), 15, "redis-server")

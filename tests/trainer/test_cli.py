@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -34,12 +33,6 @@ TINY = [
     "options.ndf=4",
 ]
 MODEL = "sketch2photo-pix2pix"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_thread():
-        yield
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,9 @@ from services.trainer.schedules import LinearDecay
 from shared.registry import Registry
 from shared.synthetic import write_paired_folders
 from tests.helpers import make_manifest, write_files
-from tests.trainer.tiny_runs import load_state, one_thread, tiny_config
+from tests.trainer.tiny_runs import load_state, tiny_config
 
 LR = 2e-4
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_thread():
-        yield
 
 
 def read_log(run_dir: Path) -> list[dict]:

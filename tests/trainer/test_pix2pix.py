@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +18,7 @@ from services.trainer.seeding import seed_everything
 from shared.backends import load_backend
 from shared.nets import UNetGenerator
 from shared.registry import Registry
-from tests.trainer.tiny_runs import load_state, one_thread, tiny_config
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_thread():
-        yield
+from tests.trainer.tiny_runs import load_state, tiny_config
 
 
 def test_paper_defaults() -> None:

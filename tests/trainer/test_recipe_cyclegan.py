@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import io
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +30,6 @@ pytestmark = pytest.mark.filterwarnings(
 TINY = {"ngf": 4, "ndf": 4, "n_blocks": 1}
 FP32 = Amp("off", "cpu")
 NETS = ("netG_A2B", "netG_B2A", "netD_A", "netD_B")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def make_recipe(image_size: int = 32, **fields: Any) -> CycleGANRecipe:

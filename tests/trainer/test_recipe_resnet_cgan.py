@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +27,6 @@ pytestmark = pytest.mark.filterwarnings(
 
 TINY = {"ngf": 4, "n_blocks": 2, "ndf": 8}
 FP32 = Amp("off", "cpu")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny nets: one thread is fastest, and fair to the other tests on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def make_recipe(image_size: int = 32, **options: object) -> ResnetCGANRecipe:

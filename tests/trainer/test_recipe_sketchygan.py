@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,15 +34,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
 TINY = {"ngf": 4, "ndf": 4, "num_levels": 3, "noise_dim": 8, "lambda_perceptual": 0.0}
 SIZE = 16
 FP32 = Amp("off", "cpu")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny nets gain nothing from intra-op threads, and lose a lot on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_recipe(data: str = "synthetic://8", **options: object) -> SketchyGANRecipe:

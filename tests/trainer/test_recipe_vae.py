@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +26,6 @@ pytestmark = pytest.mark.filterwarnings(
 
 TINY = {"z_dim": 8, "nf": 8}
 FP32 = Amp("off", "cpu")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def make_recipe(image_size: int = 32, **options: object) -> VAERecipe:

@@ -13,7 +13,6 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +21,10 @@ import torch
 
 from services.trainer.config import TrainConfig
 from services.trainer.loop import train
-from tests.trainer.tiny_runs import load_state, one_thread, python, subprocess_env, tiny_fields
+from tests.trainer.tiny_runs import load_state, python, subprocess_env, tiny_fields
 
 KILL_AT = 7
 STEPS = 12
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_thread():
-        yield
 
 
 def assert_same(a: Any, b: Any, where: str = "") -> None:
