@@ -52,7 +52,8 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _fsync_path(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or folder (a rename is durable once its folder is synced)."""
     flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
     fd = os.open(path, flags)
     try:
@@ -70,7 +71,7 @@ def _write_atomic(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_path(path.parent)
+    fsync_path(path.parent)
 
 
 class Registry:
@@ -183,7 +184,7 @@ class Registry:
         while True:
             written = manifest.model_copy(update={"version": version, "files": hashes})
             _write_atomic(tmp / MANIFEST, written.model_dump_json(indent=2))
-            _fsync_path(tmp)
+            fsync_path(tmp)
             target = versions_dir / f"{version:0{VERSION_DIGITS}d}"
             try:
                 if target.exists():
@@ -192,7 +193,7 @@ class Registry:
             except OSError:  # another publisher took this number
                 version += 1
                 continue
-            _fsync_path(versions_dir)
+            fsync_path(versions_dir)
             return written
 
     def set_current(self, name: str, version: int) -> None:

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from services.api.deps import AppState
 from services.api.problems import Problem, unavailable
 from services.api.schemas import JobStatus, TranslateResult
+from services.api.waiter import read_job
 from shared.jobs import (
     GENERATE_TASK,
     TRANSLATE_TASK,
@@ -114,9 +115,9 @@ async def enqueue(
         )
         if not claimed:
             earlier = await state.redis.get(idempotency_key(idem_key))
-            raw = await state.redis.hgetall(job_key(_text(earlier))) if earlier else {}
-            if raw:
-                return JobRecord.from_redis(raw), False
+            earlier_job = await read_job(state.redis, _text(earlier)) if earlier else None
+            if earlier_job is not None:
+                return earlier_job, False
     pipe = state.redis.pipeline(transaction=True)
     pipe.hset(job_key(job.id), mapping=job.to_redis())
     pipe.expire(job_key(job.id), s.job_ttl_s)

@@ -21,6 +21,12 @@ from shared.jobs import EVENTS_CHANNEL, JobRecord, job_key
 log = logging.getLogger(__name__)
 
 
+async def read_job(redis: Redis, job_id: str) -> JobRecord | None:
+    """The job's record, or None when it never existed or has expired."""
+    raw = await redis.hgetall(job_key(job_id))
+    return JobRecord.from_redis(raw) if raw else None
+
+
 class JobWaiter:
     def __init__(self, redis: Redis, poll_interval_s: float = 1.0) -> None:
         self.redis = redis
@@ -54,17 +60,13 @@ class JobWaiter:
                 log.warning("job event subscription lost; reconnecting", exc_info=True)
                 await asyncio.sleep(1.0)
 
-    async def _read(self, job_id: str) -> JobRecord | None:
-        raw = await self.redis.hgetall(job_key(job_id))
-        return JobRecord.from_redis(raw) if raw else None
-
     async def wait(self, job_id: str, until: float) -> JobRecord | None:
         """The job once final, or its latest record when ``until`` (unix time) passes."""
         while True:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiting[job_id].add(fut)
             try:
-                job = await self._read(job_id)
+                job = await read_job(self.redis, job_id)
                 remaining = until - time.time()
                 if job is None or job.state.final or remaining <= 0:
                     return job

@@ -31,6 +31,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from services.trainer.config import TrainConfig
 from services.trainer.recipes.base import Recipe, unwrap
+from shared.registry import fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +77,6 @@ def collect_state(
     }
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0))
-    try:
-        os.fsync(fd)
-    except OSError:  # some filesystems refuse fsync on folders
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
     """Write ``step_NNNNNN.pt`` atomically, point ``latest.pt`` at it, prune old ones."""
     folder = checkpoint_dir(run_dir)
@@ -94,7 +85,7 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
     tmp = folder / f".{path.name}.tmp-{uuid.uuid4().hex}"
     try:
         torch.save(state, tmp)
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, path)
         latest_tmp = folder / f".{LATEST}.tmp-{uuid.uuid4().hex}"
         try:
@@ -102,7 +93,7 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
         except OSError:  # no hard links on this filesystem
             shutil.copyfile(path, latest_tmp)
         os.replace(latest_tmp, folder / LATEST)
-        _fsync(folder)
+        fsync_path(folder)
     finally:
         tmp.unlink(missing_ok=True)
     for old in sorted(folder.glob("step_*.pt"))[:-KEEP_LAST]:

@@ -11,6 +11,7 @@ from services.api import submit
 from services.api.deps import ApiKeyDep, AppState, StateDep
 from services.api.problems import Problem
 from services.api.schemas import JobStatus
+from services.api.waiter import read_job
 from shared.jobs import (
     EVENTS_CHANNEL,
     TRANSITION_SCRIPT,
@@ -26,15 +27,15 @@ JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The id from 
 
 
 async def load_job(state: AppState, job_id: str) -> JobRecord:
-    raw = await state.redis.hgetall(job_key(job_id))
-    if not raw:
+    job = await read_job(state.redis, job_id)
+    if job is None:
         raise Problem(
             404,
             "unknown-job",
             "Unknown job",
             f"no job {job_id}: it never existed or expired after {state.settings.job_ttl_s} s",
         )
-    return JobRecord.from_redis(raw)
+    return job
 
 
 @router.get("/{job_id}", summary="A job's state and timings")

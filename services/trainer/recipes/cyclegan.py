@@ -29,12 +29,12 @@ import itertools
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register, unwrap
 from services.trainer.recipes.image_pool import ImagePool
+from services.trainer.recipes.losses import gan_loss
 from shared.manifest import Task, TensorSpec
 from shared.nets import (
     NLayerDiscriminator,
@@ -113,12 +113,7 @@ class CycleGANRecipe(Recipe):
         self.fake_B_pool = ImagePool(opts.pool_size, seed=self.config.seed * 2 + 2)
 
     def gan_loss(self, pred: Tensor, target_is_real: bool) -> Tensor:
-        """LSGAN: MSE to 1 / 0; vanilla: BCE with logits. In fp32 under AMP."""
-        pred = pred.float()
-        target = torch.full_like(pred, 1.0 if target_is_real else 0.0)
-        if self.options.gan_mode == "lsgan":
-            return F.mse_loss(pred, target)
-        return F.binary_cross_entropy_with_logits(pred, target)
+        return gan_loss(pred, target_is_real, self.options.gan_mode)
 
     def generator_step(
         self, real_A: Tensor, real_B: Tensor, amp: Amp

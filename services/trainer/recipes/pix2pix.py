@@ -25,11 +25,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register, unwrap
+from services.trainer.recipes.losses import gan_loss
 from shared.manifest import TensorSpec
 from shared.nets import NLayerDiscriminator, UNetGenerator, build_serving_net, init_weights
 
@@ -103,12 +103,7 @@ class Pix2PixRecipe(Recipe):
         }
 
     def gan_loss(self, pred: Tensor, target_is_real: bool) -> Tensor:
-        """BCE with logits (vanilla) or MSE (lsgan) against an all-1 / all-0 map, in fp32."""
-        pred = pred.float()
-        target = torch.full_like(pred, 1.0 if target_is_real else 0.0)
-        if self.options.gan_mode == "lsgan":
-            return F.mse_loss(pred, target)
-        return F.binary_cross_entropy_with_logits(pred, target)
+        return gan_loss(pred, target_is_real, self.options.gan_mode)
 
     def train_step(self, batch: dict[str, Tensor], amp: Amp) -> dict[str, float]:
         real_A, real_B = batch["A"], batch["B"]  # (N, 3, H, W) each

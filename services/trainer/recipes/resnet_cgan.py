@@ -28,9 +28,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
-from torch import Tensor, nn
+from torch import Tensor
 
 from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register, unwrap
+from services.trainer.recipes.losses import gan_loss
 from shared.manifest import TensorSpec
 from shared.nets import (
     CombinedModel,
@@ -89,7 +90,6 @@ class ResnetCGANRecipe(Recipe):
             "G": torch.optim.Adam(netG.parameters(), lr=self.lr, betas=self.betas),
             "D": torch.optim.Adam(netD.parameters(), lr=self.lr, betas=self.betas),
         }
-        self.criterion_gan = nn.BCEWithLogitsLoss()
 
     def generator_input(self, real_A: Tensor) -> Tensor:
         """(N, 3, S, S) -> (N, 3, s, s) with s = combined_input_size (identity by default)."""
@@ -102,8 +102,7 @@ class ResnetCGANRecipe(Recipe):
         return CombinedModel(self.nets["netG"], self.nets["netD"], upsample_to=self.upsample_to)
 
     def gan_loss(self, logits: Tensor, target_is_real: bool) -> Tensor:
-        target = torch.full_like(logits, 1.0 if target_is_real else 0.0)
-        return self.criterion_gan(logits.float(), target.float())
+        return gan_loss(logits, target_is_real)  # BCE on the dense+sigmoid verdict
 
     def generator_step(
         self, real_A: Tensor, real_B: Tensor, amp: Amp
