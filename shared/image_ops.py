@@ -110,23 +110,26 @@ def _resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     return img.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
-def to_array(img: Image.Image, size: int | tuple[int, int], *, fit: Fit = "resize") -> np.ndarray:
-    """RGB image -> float32 (3, H, W) in [-1, 1]; ``size`` is an int or (width, height).
-
-    fit="resize" stretches to the size; fit="letterbox" keeps the aspect ratio and pads
-    with white (see ``letterbox_box``)."""
+def fit_image(img: Image.Image, size: int | tuple[int, int], *, fit: Fit = "resize") -> Image.Image:
+    """RGB image brought to ``size`` (int or (width, height)): fit="resize" stretches;
+    fit="letterbox" keeps the aspect ratio and pads with white (see ``letterbox_box``)."""
     w, h = _as_size(size)
-    if img.mode != "RGB":
-        img = to_rgb(img)
     if fit == "resize":
-        img = _resize(img, (w, h))
-    elif fit == "letterbox":
+        return _resize(img, (w, h))
+    if fit == "letterbox":
         left, top, right, bottom = letterbox_box(img.size, (w, h))
         canvas = Image.new("RGB", (w, h), WHITE)
         canvas.paste(_resize(img, (right - left, bottom - top)), (left, top))
-        img = canvas
-    else:
-        raise ValueError(f"fit must be 'resize' or 'letterbox', got {fit!r}")
+        return canvas
+    raise ValueError(f"fit must be 'resize' or 'letterbox', got {fit!r}")
+
+
+def to_array(img: Image.Image, size: int | tuple[int, int], *, fit: Fit = "resize") -> np.ndarray:
+    """RGB image -> float32 (3, H, W) in [-1, 1]; ``size`` is an int or (width, height),
+    reached as ``fit_image`` does."""
+    if img.mode != "RGB":
+        img = to_rgb(img)
+    img = fit_image(img, size, fit=fit)
     x = np.asarray(img, dtype=np.uint8).transpose(2, 0, 1).astype(np.float32, order="C")
     x *= 1.0 / 127.5  # (3, H, W) in [0, 2]
     x -= 1.0

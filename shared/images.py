@@ -25,6 +25,7 @@ from shared.drawing_detector import looks_like_drawing
 from shared.image_ops import (
     Fit,
     UnsupportedModeError,
+    fit_image,
     from_array,
     letterbox_box,
     restore_aspect,
@@ -42,6 +43,7 @@ __all__ = [
     "decode",
     "decode_with_info",
     "encode",
+    "fit_image",
     "from_array",
     "letterbox_box",
     "looks_like_drawing",

@@ -79,6 +79,7 @@ class JobRecord(BaseModel):
     n: int = 1
     seed: int | None = None
     class_name: str | None = None
+    condition: str | None = None  # translate: the model's condition value (e.g. style "2")
     input_width: int = 0
     input_height: int = 0
     created_at: float = 0.0

@@ -36,6 +36,11 @@ class TensorSpec(BaseModel):
     layout: Literal["NCHW", "NC"] = "NCHW"
     dtype: Literal["float32"] = "float32"
     fit: Literal["resize", "letterbox"] = "resize"  # how an input image is brought to size
+    # image inputs with a condition: a request field (e.g. "style") whose value, one-hot over
+    # condition_values, fills the last len(condition_values) of the `channels` planes
+    condition: str | None = None
+    condition_values: list[str] = Field(default_factory=list)
+    condition_default: str | None = None  # None: the first of condition_values
 
     def shape(self, batch: int) -> tuple[int, ...]:
         if self.kind == "noise":
@@ -58,6 +63,8 @@ class Manifest(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     dataset: str | None = None
     steps: int = 0
+    # cumulative training cost: steps, images_seen, cpu_hours, wall_hours (across --init-from)
+    compute: dict[str, float] = Field(default_factory=dict)
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
     parent_version: int | None = None
     description: str = ""

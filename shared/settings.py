@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     # --- trainer -----------------------------------------------------------------------
     training_queue: str = "s2i.training"
     run_root: Path = Path("var/runs")
+    cache_root: Path = Path("var/cache")  # decoded training sets (services.trainer.data.cache)
 
 
 @lru_cache(maxsize=1)

@@ -31,6 +31,7 @@ KINDS: dict[str, tuple[int, str, str]] = {
     "too_large": (413, "image-too-large", "The image is too large"),
     "unsupported_format": (415, "unsupported-format", "The image format is not supported"),
     "model_not_found": (404, "unknown-model", "Unknown model or version"),
+    "invalid_condition": (422, "invalid-request", "Some fields are invalid"),
     "deadline": (504, "deadline-exceeded", "The request's deadline passed"),
     "input_expired": (410, "input-expired", "The job's input expired before it ran"),
     "internal": (500, "internal-error", "The job failed inside the worker"),

@@ -30,6 +30,14 @@ class TranslateOptions(BaseModel):
     timeout: float | None = Field(
         None, gt=0, description="Seconds until the deadline; a job past it is not run"
     )
+    style: int | None = Field(
+        None,
+        ge=1,
+        le=9,
+        description="Drawing style for models conditioned on one (`photo2sketch`: FS2K's "
+        "styles 1, 2, 3; `GET /v1/models` lists each model's `input.condition_values`). "
+        "Default: the model's default style.",
+    )
 
 
 class TranslateJSON(TranslateOptions):

@@ -24,11 +24,15 @@ class TrainConfig(BaseModel):
     layout: str = "auto"  # see services.trainer.data.open_dataset
     direction: Literal["sketch2photo", "photo2sketch"] = "sketch2photo"
     image_size: int | None = None  # None: the recipe's default
-    load_size: int | None = None  # resize before the random crop (None: no jitter)
+    load_size: int | None = None  # resize before the random crop (None: 286/256 of the size)
+    fit: Literal["resize", "letterbox"] = "resize"  # non-square images: stretch or pad (white)
+    cache: bool = False  # paired data: decode once into memory (services.trainer.data.cache)
     batch_size: int | None = None  # None: the recipe's default (per process under DDP)
     epochs: int | None = None  # epochs at the initial learning rate (None: recipe default)
     epochs_decay: int | None = None  # then linear decay to zero over these epochs
     max_steps: int | None = None  # stop after this many optimizer steps (budgets, tests)
+    cpu_budget_s: float | None = None  # stop after this much process CPU time (all threads)
+    init_from: str | None = None  # weights file or NAME[@VERSION] to start from (weights.py)
     lr: float | None = None
     beta1: float | None = None
     beta2: float = 0.999

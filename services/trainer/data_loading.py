@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,10 +22,12 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from services.trainer.config import TrainConfig
-from services.trainer.data import DatasetLayoutError, open_dataset
+from services.trainer.data import DatasetLayoutError, ItemDataset, open_dataset
+from services.trainer.data.cache import cached_pairs, folder_fingerprint
 from services.trainer.distributed import DistContext
 from services.trainer.recipes.base import DataKind
 from services.trainer.seeding import item_seed, seed_worker
+from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -120,15 +123,22 @@ def open_run_data(
     common: dict[str, Any] = {"direction": config.direction, "image_size": image_size}
     if config.load_size is not None:
         common["load_size"] = config.load_size
+    if config.fit != "resize":
+        common["fit"] = config.fit
     layout = _layout(config, kind)
-    train = open_dataset(config.data, "train", layout=layout, **common)
+    cache = config.cache and kind == "paired" and not str(config.data).startswith("synthetic:")
+
+    def open_split(split: str, split_layout: str, **kw: Any) -> Dataset[dict[str, Any]]:
+        if not cache:
+            return open_dataset(config.data, split, layout=split_layout, **common, **kw)
+        return _cached(config, split, split_layout, image_size, common, **kw)
+
+    train = open_split("train", layout)
     base: Any = train
     try:  # held-out pairs where the layout has them, also for an unpaired recipe
-        heldout: Dataset[dict[str, Any]] = open_dataset(
-            config.data, "val", layout=config.layout, **common
-        )
+        heldout: Dataset[dict[str, Any]] = open_split("val", config.layout)
     except DatasetLayoutError as exc:
-        n = len(train)
+        n = len(train)  # type: ignore[arg-type]
         if n < 2:
             raise DatasetLayoutError(
                 f"{config.data}: no val/ or test/ split, and {n} training item(s) are too few "
@@ -136,22 +146,47 @@ def open_run_data(
             ) from exc
         k = max(1, int(n * HOLDOUT_FRACTION))
         order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed)).tolist()
-        plain = open_dataset(config.data, "train", layout=layout, augment=False, **common)
+        plain = open_split("train", layout, augment=False)
         heldout = Subset(plain, sorted(order[:k]))
         train_idx = sorted(order[k:])
         log.info("%s has no val split: holding out %d of %d training items", config.data, k, n)
-        train = Subset(train, train_idx)  # type: ignore[assignment]
+        train = Subset(train, train_idx)
     seeded = SeededItems(train, config.seed, base=base)
     return RunData(
         seeded,
         heldout,
         batch_size,
-        config.num_workers,
+        0 if cache else config.num_workers,  # cached items are a crop of a tensor
         config.seed,
         ctx.rank,
         ctx.world_size,
         pin_memory=ctx.device.type == "cuda",
     )
+
+
+def _cached(
+    config: TrainConfig,
+    split: str,
+    layout: str,
+    image_size: int,
+    common: dict[str, Any],
+    augment: bool | None = None,
+) -> Dataset[dict[str, Any]]:
+    """``split`` decoded once into memory (``data.cache``); augmenting for "train"."""
+    augment = split == "train" if augment is None else augment
+    load_size = config.load_size or round(image_size * 286 / 256)
+    root = Path(str(config.data)).resolve()
+    parts = [root, split, layout, config.direction, config.fit, folder_fingerprint(root)]
+
+    def open_source(side: int) -> ItemDataset:
+        kw = {**common, "image_size": side, "augment": False}
+        kw.pop("load_size", None)
+        return open_dataset(config.data, split, layout=layout, **kw)
+
+    return cached_pairs(
+        open_source, parts, cache_root=get_settings().cache_root, image_size=image_size,
+        load_size=load_size, augment=augment,
+    )  # fmt: skip
 
 
 def to_device(

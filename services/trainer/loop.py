@@ -34,6 +34,7 @@ from services.trainer.checkpoint import (
     restore_state,
     save_checkpoint,
 )
+from services.trainer.compute import Compute
 from services.trainer.config import TrainConfig
 from services.trainer.data_loading import open_run_data, to_device
 from services.trainer.distributed import (
@@ -58,6 +59,7 @@ from services.trainer.seeding import (
     seed_everything,
 )
 from services.trainer.validation import Evaluator
+from services.trainer.weights import init_from
 from shared.export import ExportError
 from shared.registry import Registry
 from shared.settings import get_settings
@@ -113,6 +115,9 @@ class _Run:
         self.run_dir = run_dir_for(config, resume)
         self.batch_size = config.batch_size or cls.default_batch_size
         self.recipe = recipe = cls(config, ctx.device)
+        self.compute = Compute()
+        if config.init_from:
+            self.compute.base = init_from(recipe, config.init_from, registry)
         self.data = open_run_data(config, cls.data_kind, recipe.image_size, self.batch_size, ctx)
         epochs = config.epochs if config.epochs is not None else cls.default_epochs
         decay = config.epochs_decay if config.epochs_decay is not None else cls.default_epochs_decay
@@ -150,6 +155,8 @@ class _Run:
         restore_state(self.recipe, self.schedulers, self.amp.scaler, state)
         self.step, self.epoch, self.batch = (int(state[k]) for k in ("step", "epoch", "batch"))
         self.metrics = dict(state["metrics"])
+        if "compute" in state:
+            self.compute.load_state_dict(state["compute"])
         self.published = [PublishedVersion.model_validate(p) for p in state["published"]]
         self.events.update(state.get("events", {}))
         same_world = int(state["data"]["world_size"]) == self.ctx.world_size
@@ -168,6 +175,7 @@ class _Run:
                 metrics=self.metrics, published=[p.model_dump() for p in self.published],
             )  # fmt: skip
             state["events"] = {**self.events, "checkpoint": self.step}
+            state["compute"] = {**self.compute.state_dict(), "totals": self.compute.totals()}
             self.checkpoint = str(save_checkpoint(self.run_dir, state))
         self.events["checkpoint"] = self.step
 
@@ -214,7 +222,7 @@ class _Run:
                     new = publish_recipe(
                         self.recipe, self.registry, metrics=self.metrics, steps=self.step,
                         policy=self.config.publish, metric=self.publish_metric,
-                        dataset=str(self.config.data),
+                        dataset=str(self.config.data), compute=self.compute.totals(),
                     )  # fmt: skip
             except ExportError as exc:
                 if final:
@@ -246,7 +254,9 @@ class _Run:
         losses = self.recipe.train_step(batch, self.amp)
         self.amp.update()
         self.step, self.batch = self.step + 1, self.batch + 1
-        self.meter.add(losses, next(iter(batch.values())).shape[0] * self.ctx.world_size)
+        images = next(iter(batch.values())).shape[0] * self.ctx.world_size
+        self.meter.add(losses, images)
+        self.compute.add(1, images)
         if self.step % self.config.log_every == 0 or self.step == self.total_steps:
             self.losses, self.images_per_s, self.step_time = self.meter.flush()
             lr = {name: opt.param_groups[0]["lr"] for name, opt in self.recipe.optimizers.items()}
@@ -279,6 +289,8 @@ class _Run:
         show = self.ctx.is_main and sys.stderr.isatty()
         bar = tqdm(total=self.total_steps, initial=self.step, unit="step", disable=not show)
         self.meter.reset()
+        self.compute.start()
+        budget = self.config.cpu_budget_s
         try:
             while self.step < self.total_steps and self.epoch < self.total_epochs:
                 start = self.step
@@ -291,6 +303,9 @@ class _Run:
                     bar.update(1)
                     if self.step % self.config.checkpoint_every == 0:
                         self.save()
+                    if budget is not None and self.compute.cpu_s >= budget:
+                        log.info("CPU budget of %.0f s spent at step %d", budget, self.step)
+                        self.total_steps = self.step
                     if self.step >= self.total_steps:
                         break
                 if self.batch >= self.steps_per_epoch:

@@ -69,6 +69,7 @@ def publish_recipe(
     policy: Policy,
     metric: str,
     dataset: str | None = None,
+    compute: dict[str, float] | None = None,
 ) -> list[PublishedVersion]:
     """Export and publish every model of ``recipe``; move CURRENT by ``policy``."""
     finite = {k: float(v) for k, v in metrics.items() if math.isfinite(v)}
@@ -88,6 +89,7 @@ def publish_recipe(
                 metrics=finite,
                 dataset=dataset,
                 steps=steps,
+                compute=dict(compute or {}),
                 parent_version=registry.current(name),
                 description=spec.description,
             )

@@ -59,6 +59,10 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
         help="override a field (options.NAME for recipe options); repeatable",
     )
     p.add_argument("--resume", type=Path, help="checkpoint to continue from")
+    p.add_argument(
+        "--init-from",
+        help="start from a weights file (see `pack`) or a published NAME[@VERSION]",
+    )
     p.add_argument("--run-dir", type=Path, help="where logs, samples and checkpoints go")
     p.add_argument("--max-steps", type=int, help="stop after this many steps")
     p.add_argument(
@@ -83,6 +87,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         "run_dir": args.run_dir,
         "max_steps": args.max_steps,
         "publish": args.publish,
+        "init_from": args.init_from,
     }
     data.update(
         {k: (str(v) if isinstance(v, Path) else v) for k, v in fields.items() if v is not None}
@@ -270,4 +275,27 @@ def _publish(args: argparse.Namespace) -> int:
         dataset=str(config.data),
     )
     sys.stdout.write(json.dumps([p.model_dump() for p in published], indent=2) + "\n")
+    return 0
+
+
+def _configure_pack(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="the .safetensors file to write")
+
+
+@add_command(
+    "pack",
+    "write a checkpoint's nets as an fp16 weights file for --init-from (kept in the repository)",
+    _configure_pack,
+)
+def _pack(args: argparse.Namespace) -> int:
+    from services.trainer.checkpoint import load_checkpoint
+    from services.trainer.weights import pack_checkpoint
+
+    try:
+        state = load_checkpoint(args.checkpoint)
+    except (FileNotFoundError, ValueError) as exc:
+        return _fail(str(exc))
+    pack_checkpoint(state, args.out, source=args.checkpoint.name)
+    sys.stdout.write(f"{args.out}\n")
     return 0

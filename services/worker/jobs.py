@@ -29,6 +29,7 @@ from shared.jobs import (
     result_key,
     transition_args,
 )
+from shared.model_input import ConditionError, model_input
 from shared.registry import RegistryError
 
 log = logging.getLogger(__name__)
@@ -91,9 +92,12 @@ def _translate(rt: WorkerRuntime, job: JobRecord) -> tuple[Image.Image, int, lis
             max_pixels=s.max_image_pixels,
             draft_size=max(spec.width, spec.height),
         )
-        return images.to_array(img, (spec.width, spec.height), fit=spec.fit), info.display_size
+        try:
+            return model_input(img, spec, job.condition), info.display_size
+        except ConditionError as exc:
+            raise JobFailure("invalid_condition", str(exc)) from None
 
-    array, size = rt.decoder.submit(decode).result()  # (3, H, W) in [-1, 1]
+    array, size = rt.decoder.submit(decode).result()  # (C, H, W) in [-1, 1]
     results = _submit(rt, job, [array])
     out = images.from_array(results[0].output)
     if job.keep_aspect:

@@ -22,7 +22,7 @@ from torch import nn
 
 from shared.nets.dcgan import DCGANGenerator, SiameseDiscriminator
 from shared.nets.layers import init_weights, norm_layer
-from shared.nets.patchgan import NLayerDiscriminator
+from shared.nets.patchgan import MultiscaleDiscriminator, NLayerDiscriminator
 from shared.nets.resnet_cgan import (
     CombinedModel,
     ResnetCGANDiscriminator,
@@ -42,6 +42,7 @@ __all__ = [
     "ConvVAE",
     "DCGANGenerator",
     "GenerateWrapper",
+    "MultiscaleDiscriminator",
     "NLayerDiscriminator",
     "ResnetCGANDiscriminator",
     "ResnetCGANGenerator",

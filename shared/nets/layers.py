@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 from torch import nn
+from torch.nn.utils import parametrize
 
 NormName = Literal["batch", "instance", "none"]
 
@@ -39,7 +40,11 @@ def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
     """Initialise `net` in place with N(0, gain) weights (the pix2pix/DCGAN scheme); returns it."""
     for m in net.modules():
         if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
-            nn.init.normal_(m.weight, 0.0, gain)
+            # a spectral-normed layer's own weight is computed; initialise the raw one
+            weight = m.weight
+            if parametrize.is_parametrized(m, "weight"):
+                weight = getattr(m.parametrizations, "weight").original  # noqa: B009
+            nn.init.normal_(weight, 0.0, gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d | nn.InstanceNorm2d) and m.weight is not None:

@@ -11,14 +11,34 @@ block ends in tanh and has no skip.
 
 Dropout (p=0.5) sits in the three innermost ngf*8 decoder blocks, as in the paper. In eval
 mode (serving, export) it is off, so the generator is deterministic.
+
+upsample="transpose" is the paper's 4x4 stride-2 transposed convolution; "resize" is a
+bilinear 2x resize followed by a 3x3 convolution, which cannot leave the checkerboard pattern
+of uneven kernel overlap (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts").
 """
 
 from __future__ import annotations
+
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from shared.nets.layers import norm_layer, uses_bias
+
+Upsample = Literal["transpose", "resize"]
+
+
+def up_conv(in_nc: int, out_nc: int, bias: bool, upsample: str) -> nn.Module:
+    """(N, in_nc, H, W) -> (N, out_nc, 2H, 2W)."""
+    if upsample == "transpose":
+        return nn.ConvTranspose2d(in_nc, out_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+    if upsample == "resize":
+        return nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            nn.Conv2d(in_nc, out_nc, kernel_size=3, stride=1, padding=1, bias=bias),
+        )
+    raise ValueError(f"upsample must be 'transpose' or 'resize', got {upsample!r}")
 
 
 class UNetSkipBlock(nn.Module):
@@ -34,6 +54,7 @@ class UNetSkipBlock(nn.Module):
         innermost: bool = False,
         norm: str = "batch",
         use_dropout: bool = False,
+        upsample: Upsample = "transpose",
     ) -> None:
         super().__init__()
         self.outermost = outermost
@@ -45,18 +66,14 @@ class UNetSkipBlock(nn.Module):
         layers: list[nn.Module]
         if outermost:
             assert submodule is not None
-            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            upconv = up_conv(inner_nc * 2, outer_nc, True, upsample)
             layers = [downconv, submodule, uprelu, upconv, nn.Tanh()]
         elif innermost:
-            upconv = nn.ConvTranspose2d(
-                inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias
-            )
+            upconv = up_conv(inner_nc, outer_nc, bias, upsample)
             layers = [downrelu, downconv, uprelu, upconv, norm_layer(norm, outer_nc)]
         else:
             assert submodule is not None
-            upconv = nn.ConvTranspose2d(
-                inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias
-            )
+            upconv = up_conv(inner_nc * 2, outer_nc, bias, upsample)
             layers = [downrelu, downconv, norm_layer(norm, inner_nc), submodule]
             layers += [uprelu, upconv, norm_layer(norm, outer_nc)]
             if use_dropout:
@@ -80,21 +97,21 @@ class UNetGenerator(nn.Module):
         ngf: int = 64,
         norm: str = "batch",
         use_dropout: bool = True,
+        upsample: Upsample = "transpose",
     ) -> None:
         super().__init__()
         if num_downs < 5:
             raise ValueError(f"num_downs must be >= 5, got {num_downs}")
         self.num_downs = num_downs
-        block = UNetSkipBlock(ngf * 8, ngf * 8, innermost=True, norm=norm)
+        kw: dict[str, Any] = {"norm": norm, "upsample": upsample}
+        block = UNetSkipBlock(ngf * 8, ngf * 8, innermost=True, **kw)
         for _ in range(num_downs - 5):
-            block = UNetSkipBlock(
-                ngf * 8, ngf * 8, submodule=block, norm=norm, use_dropout=use_dropout
-            )
-        block = UNetSkipBlock(ngf * 4, ngf * 8, submodule=block, norm=norm)
-        block = UNetSkipBlock(ngf * 2, ngf * 4, submodule=block, norm=norm)
-        block = UNetSkipBlock(ngf, ngf * 2, submodule=block, norm=norm)
+            block = UNetSkipBlock(ngf * 8, ngf * 8, submodule=block, use_dropout=use_dropout, **kw)
+        block = UNetSkipBlock(ngf * 4, ngf * 8, submodule=block, **kw)
+        block = UNetSkipBlock(ngf * 2, ngf * 4, submodule=block, **kw)
+        block = UNetSkipBlock(ngf, ngf * 2, submodule=block, **kw)
         self.model = UNetSkipBlock(
-            out_channels, ngf, in_nc=in_channels, submodule=block, outermost=True, norm=norm
+            out_channels, ngf, in_nc=in_channels, submodule=block, outermost=True, **kw
         )
 
     def forward(self, real_A: torch.Tensor) -> torch.Tensor:

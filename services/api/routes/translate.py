@@ -178,6 +178,22 @@ async def parse_translate(request: Request, state: AppState) -> tuple[bytes, Tra
     )
 
 
+async def _check_condition(state: AppState, model: str, field: str, value: str) -> None:
+    """422 unless the (served) model takes ``field`` with ``value``; an unknown model is the
+    worker's to refuse (404)."""
+    info = (await state.cluster.get()).models.get(model)
+    if info is None:
+        return
+    spec = info.get("input", {})
+    if spec.get("condition") != field:
+        detail = f"model {model!r} takes no {field}"
+    elif value not in spec.get("condition_values", []):
+        detail = f"{field} for {model!r} must be one of {', '.join(spec['condition_values'])}"
+    else:
+        return
+    raise Problem(422, "invalid-request", "Some fields are invalid", detail)
+
+
 @router.post(
     "/translate",
     summary="Translate a sketch to a photo, or a photo to a sketch",
@@ -210,6 +226,9 @@ async def translate(
         is_drawing, confidence = await run_in_threadpool(images.looks_like_drawing, img)
         model = s.default_sketch2photo_model if is_drawing else s.default_photo2sketch_model
         routed_by = f"auto: {'drawing' if is_drawing else 'photo'} ({confidence:.2f})"
+    condition = None if opts.style is None else str(opts.style)
+    if condition is not None:
+        await _check_condition(state, model, "style", condition)
     job = JobRecord(
         id=new_job_id(),
         model=model,
@@ -217,6 +236,7 @@ async def translate(
         format=opts.format,
         keep_aspect=opts.keep_aspect,
         routed_by=routed_by,
+        condition=condition,
         input_width=info.display_size[0],
         input_height=info.display_size[1],
         created_at=time.time(),

@@ -24,6 +24,7 @@ from services.trainer.data.common import (
     report_unmatched,
     split_dir,
 )
+from shared.images import Fit
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class AlignedABDataset(ItemDataset):
         image_size: int = 256,
         load_size: int | None = None,
         augment: bool | None = None,
+        fit: Fit = "resize",
     ) -> None:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
@@ -64,7 +66,7 @@ class AlignedABDataset(ItemDataset):
             raise DatasetLayoutError(
                 f"expected side-by-side AB images in {folder}; found no image files"
             )
-        self.transform = make_transform(split, image_size, load_size, augment)
+        self.transform = make_transform(split, image_size, load_size, augment, fit)
         log.info("AB images %s: %d pairs (%s)", folder, len(self.files), direction)
 
     def __len__(self) -> int:

@@ -24,6 +24,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
+from shared.images import Fit, fit_image
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset(
@@ -149,13 +151,16 @@ class PairedTransform:
 
     image_size: output side. augment: resize to load_size (default 286/256 of image_size, as
     pix2pix), random crop to image_size, random horizontal flip; without augment the images are
-    resized straight to image_size and load_size is unused.
+    resized straight to image_size and load_size is unused. fit: how a non-square image becomes
+    square ("resize" stretches; "letterbox" pads with white, as the worker does for a model
+    whose manifest says so: ``shared.images.fit_image``).
     Randomness comes from torch's global generator (seeded per DataLoader worker).
     """
 
     image_size: int = 256
     load_size: int | None = None
     augment: bool = False
+    fit: Fit = "resize"
 
     def __post_init__(self) -> None:
         if self.image_size < 1:
@@ -173,8 +178,8 @@ class PairedTransform:
     def __call__(self, *images: Image.Image) -> list[Tensor]:
         s, L = self.image_size, self.resize_to
         if not self.augment:  # evaluation: straight to the output size
-            return [to_tensor(im.resize((s, s), Image.Resampling.BICUBIC)) for im in images]
-        out = [im.resize((L, L), Image.Resampling.BICUBIC) for im in images]
+            return [to_tensor(self._square(im, s)) for im in images]
+        out = [self._square(im, L) for im in images]
         x = int(torch.randint(0, L - s + 1, ()).item())
         y = int(torch.randint(0, L - s + 1, ()).item())
         flip = bool(torch.rand(()) < 0.5)
@@ -183,10 +188,15 @@ class PairedTransform:
             out = [im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for im in out]
         return [to_tensor(im) for im in out]
 
+    def _square(self, im: Image.Image, side: int) -> Image.Image:
+        if self.fit == "letterbox":
+            return fit_image(im, side, fit="letterbox")
+        return im.resize((side, side), Image.Resampling.BICUBIC)
+
 
 def make_transform(
-    split: str, image_size: int, load_size: int | None, augment: bool | None
+    split: str, image_size: int, load_size: int | None, augment: bool | None, fit: Fit = "resize"
 ) -> PairedTransform:
     """Default: augment for the train split only."""
     aug = split == "train" if augment is None else augment
-    return PairedTransform(image_size=image_size, load_size=load_size, augment=aug)
+    return PairedTransform(image_size=image_size, load_size=load_size, augment=aug, fit=fit)

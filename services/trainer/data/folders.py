@@ -27,6 +27,7 @@ from services.trainer.data.common import (
     report_unmatched,
     split_dir,
 )
+from shared.images import Fit
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class PairedFoldersDataset(ItemDataset):
         image_size: int = 256,
         load_size: int | None = None,
         augment: bool | None = None,
+        fit: Fit = "resize",
     ) -> None:
         self.root, self.split = Path(root), split
         base = split_dir(self.root, split)
@@ -75,7 +77,7 @@ class PairedFoldersDataset(ItemDataset):
             raise DatasetLayoutError(
                 f"no file in {base / a_dir} has a same-named partner in {base / b_dir}"
             )
-        self.transform = make_transform(split, image_size, load_size, augment)
+        self.transform = make_transform(split, image_size, load_size, augment, fit)
         log.info("paired folders %s: %d pairs (%s -> %s)", base, len(self.pairs), a_dir, b_dir)
 
     def __len__(self) -> int:

@@ -31,6 +31,7 @@ from services.trainer.data.common import (
     make_transform,
     report_unmatched,
 )
+from shared.images import Fit
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class FS2KDataset(ItemDataset):
     direction "sketch2photo": A = sketch, B = photo; "photo2sketch": the reverse. "path" is
     the A file, "name" the entry's name ("photo1/image0110"); "attrs" follow
     `ATTRIBUTE_NAMES`. Images are resized to squares (load_size / image_size); training crops
-    and flips A and B together.
+    and flips A and B together; ``fit`` letterboxes instead of stretching.
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class FS2KDataset(ItemDataset):
         image_size: int = 256,
         load_size: int | None = None,
         augment: bool | None = None,
+        fit: Fit = "resize",
     ) -> None:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
@@ -121,7 +123,7 @@ class FS2KDataset(ItemDataset):
         report_unmatched(f"FS2K {split}", self.unmatched, "unmatched files or entries")
         if not self.items:
             raise DatasetLayoutError(f"FS2K: no photo/sketch pairs found for {anno.name}")
-        self.transform = make_transform(split, image_size, load_size, augment)
+        self.transform = make_transform(split, image_size, load_size, augment, fit)
         log.info("FS2K %s: %d pairs (%s)", split, len(self.items), direction)
 
     def __len__(self) -> int:

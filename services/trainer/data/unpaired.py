@@ -21,6 +21,7 @@ from services.trainer.data.common import (
     make_transform,
     report_unmatched,
 )
+from shared.images import Fit
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class UnpairedDataset(_EpochSeeded, ItemDataset):
         load_size: int | None = None,
         augment: bool | None = None,
         seed: int = 0,
+        fit: Fit = "resize",
     ) -> None:
         self.root_a, self.root_b = Path(root_a), Path(root_b)
         self.seed, self.epoch = seed, 0
@@ -69,7 +71,7 @@ class UnpairedDataset(_EpochSeeded, ItemDataset):
             self.unmatched += [f"{root.name}/{n}" for n in junk]
         self.files_a, self.files_b = files
         report_unmatched("unpaired folders", self.unmatched, "entries that are not images")
-        self.transform = make_transform(split, image_size, load_size, augment)
+        self.transform = make_transform(split, image_size, load_size, augment, fit)
         log.info("unpaired: %d A, %d B images", len(self.files_a), len(self.files_b))
 
     def __len__(self) -> int:

@@ -18,20 +18,43 @@ batch norm. N(0, 0.02) init, vanilla GAN loss (BCE with logits; "lsgan" optional
 Adam lr 2e-4 β=(0.5, 0.999), batch 1, 100 epochs + 100 of linear decay: the paper's
 defaults. Batches are {"A": source, "B": target} after the data layer's direction switch, so
 the published model's task is ``config.direction``.
+
+Improvements for small data and small budgets, each an option (off by default, so the
+defaults stay the paper's recipe; ``configs/`` holds the shipped face recipes):
+
+- ``upsample="resize"``: bilinear resize + 3x3 conv in the U-Net decoder (no checkerboard);
+- ``num_D``, ``spectral_norm``, ``lambda_fm``: pix2pixHD's multi-scale PatchGAN with
+  feature matching, spectral norm in D (``shared.nets.MultiscaleDiscriminator``);
+- ``diffaugment``: the same differentiable augmentation on D's real and fake pairs, in the D
+  and the G step (``recipes.diffaugment``);
+- ``ema_beta``: an EMA copy of netG ("netG_ema") is what is evaluated and exported;
+- ``condition="style"``: FS2K's drawing style (1-3) as one-hot planes after the RGB input of
+  G and D; the exported input has 3 + 3 channels and its manifest names the condition.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
-from torch import Tensor
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from torch import Tensor, nn
 
+from services.trainer.data.fs2k import ATTRIBUTE_NAMES, ATTRIBUTES
 from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register, unwrap
+from services.trainer.recipes.diffaugment import diff_augment, parse_policy
+from services.trainer.recipes.ema import ema_copy, ema_update
 from services.trainer.recipes.losses import gan_loss
 from shared.manifest import TensorSpec
-from shared.nets import NLayerDiscriminator, UNetGenerator, build_serving_net, init_weights
+from shared.nets import (
+    MultiscaleDiscriminator,
+    NLayerDiscriminator,
+    UNetGenerator,
+    build_serving_net,
+    init_weights,
+)
 
 MAX_NUM_DOWNS = 8
 
@@ -49,6 +72,20 @@ class Pix2PixOptions(BaseModel):
     lambda_l1: float = Field(default=100.0, ge=0)
     gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
     init_gain: float = Field(default=0.02, gt=0)
+    # --- beyond the paper (see "Improvements" in the module doc); defaults are the paper's
+    upsample: Literal["transpose", "resize"] = "transpose"
+    num_D: int = Field(default=1, ge=1, le=4)  # noqa: N815  PatchGANs at 1, 1/2, 1/4 … scale
+    spectral_norm: bool = False  # in every conv of D (use with norm_D="none")
+    lambda_fm: float = Field(default=0.0, ge=0)  # D feature matching (pix2pixHD uses 10)
+    diffaugment: str = ""  # e.g. "color,translation,cutout"; "" = off
+    ema_beta: float = Field(default=0.0, ge=0, lt=1)  # EMA of netG for eval/export; 0 = off
+    condition: Literal["none", "style"] = "none"  # FS2K drawing style as extra input planes
+
+    @field_validator("diffaugment")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        parse_policy(value)
+        return value
 
 
 def num_downs_for(image_size: int) -> int:
@@ -59,6 +96,10 @@ def num_downs_for(image_size: int) -> int:
     if n < 5:
         raise ValueError(f"pix2pix needs an image size divisible by 32, got {image_size}")
     return n
+
+
+STYLE = ATTRIBUTE_NAMES.index("style")
+NUM_STYLES = ATTRIBUTES["style"][0]
 
 
 @register
@@ -81,18 +122,30 @@ class Pix2PixRecipe(Recipe):
         num_downs = opts.num_downs or num_downs_for(self.image_size)
         if self.image_size % 2**num_downs:
             raise ValueError(f"image size {self.image_size} not divisible by 2**{num_downs}")
+        self.num_conditions = NUM_STYLES if opts.condition == "style" else 0
         self.arch_kwargs: dict[str, Any] = {
-            "in_channels": 3,
+            "in_channels": 3 + self.num_conditions,
             "out_channels": 3,
             "num_downs": num_downs,
             "ngf": opts.ngf,
             "norm": opts.norm,
             "use_dropout": opts.use_dropout,
         }
-        netG = UNetGenerator(**self.arch_kwargs)
-        netD = NLayerDiscriminator(6, ndf=opts.ndf, n_layers=opts.n_layers_D, norm=opts.norm_D)
+        if opts.upsample != "transpose":  # older manifests have no such key
+            self.arch_kwargs["upsample"] = opts.upsample
+        netG = init_weights(UNetGenerator(**self.arch_kwargs), opts.init_gain)
+        d_kwargs: dict[str, Any] = {
+            "in_channels": 6 + self.num_conditions,
+            "ndf": opts.ndf,
+            "n_layers": opts.n_layers_D,
+            "norm": opts.norm_D,
+            "spectral_norm": opts.spectral_norm,
+        }
+        netD: nn.Module = MultiscaleDiscriminator(opts.num_D, **d_kwargs)
+        if opts.num_D == 1:
+            netD = NLayerDiscriminator(**d_kwargs)  # the paper's single PatchGAN
         self.nets = {
-            "netG": init_weights(netG, opts.init_gain).to(self.device),
+            "netG": netG.to(self.device),
             "netD": init_weights(netD, opts.init_gain).to(self.device),
         }
         self.optimizers = {
@@ -101,48 +154,95 @@ class Pix2PixRecipe(Recipe):
             )
             for name in ("G", "D")
         }
+        if opts.ema_beta > 0:
+            self.nets["netG_ema"] = ema_copy(self.nets["netG"])
+        self.g_steps = 0
 
-    def gan_loss(self, pred: Tensor, target_is_real: bool) -> Tensor:
-        return gan_loss(pred, target_is_real, self.options.gan_mode)
+    def gan_loss(self, preds: Tensor | list[Tensor], target_is_real: bool) -> Tensor:
+        """Mean over the discriminator's scales."""
+        preds = preds if isinstance(preds, list) else [preds]
+        losses = [gan_loss(p, target_is_real, self.options.gan_mode) for p in preds]
+        return torch.stack(losses).mean()
+
+    def conditioned(self, real_A: Tensor, batch: dict[str, Tensor]) -> Tensor:
+        """(N, 3, H, W) -> (N, 3 + K, H, W): the input with K one-hot style planes."""
+        if not self.num_conditions:
+            return real_A
+        if "attrs" not in batch:
+            raise ValueError("options.condition='style' needs FS2K items (batch['attrs'])")
+        style = batch["attrs"][:, STYLE].long()  # (N,)
+        return torch.cat([real_A, style_planes(style, self.num_conditions, real_A)], 1)
+
+    def d_input(self, cond_A: Tensor, B: Tensor) -> Tensor:
+        """(N, 3 + K + 3, H, W): the conditioning input and an output image, D's pair."""
+        return torch.cat([cond_A, B], 1)
 
     def train_step(self, batch: dict[str, Tensor], amp: Amp) -> dict[str, float]:
+        opts = self.options
         real_A, real_B = batch["A"], batch["B"]  # (N, 3, H, W) each
+        cond_A = self.conditioned(real_A, batch)  # (N, 3 + K, H, W)
         netG, netD = self.nets["netG"], self.nets["netD"]
+        policy, color_from = opts.diffaugment, cond_A.shape[1]
         with amp.autocast():
-            fake_B = netG(real_A)  # (N, 3, H, W)
-        # D: real pairs -> 1, fake pairs -> 0
+            fake_B = netG(cond_A)  # (N, 3, H, W)
+        # D: real pairs -> 1, fake pairs -> 0 (each pair augmented alike, if DiffAugment is on)
         netD.requires_grad_(True)
         with amp.autocast():
-            pred_fake = netD(torch.cat([real_A, fake_B.detach()], 1))  # (N, 1, h, w) logits
-            pred_real = netD(torch.cat([real_A, real_B], 1))
+            real_pair, fake_pair = augment_alike(
+                policy, color_from, self.d_input(cond_A, real_B), self.d_input(cond_A, fake_B)
+            )
+            pred_fake = netD(fake_pair.detach())  # (N, 1, h, w) logits (a list: multi-scale)
+            pred_real = netD(real_pair)
             loss_D_fake = self.gan_loss(pred_fake, False)
             loss_D_real = self.gan_loss(pred_real, True)
             loss_D = 0.5 * (loss_D_fake + loss_D_real)
         amp.step(loss_D, self.optimizers["D"])
-        # G: fool netD (frozen) and stay close to the target
+        # G: fool netD (frozen), stay close to the target, match D's features of the target
         netD.requires_grad_(False)
+        losses: dict[str, Tensor] = {}
         with amp.autocast():
-            pred_fake = netD(torch.cat([real_A, fake_B], 1))
-            loss_G_GAN = self.gan_loss(pred_fake, True)
-            loss_G_L1 = (fake_B.float() - real_B.float()).abs().mean() * self.options.lambda_l1
-            loss_G = loss_G_GAN + loss_G_L1
+            real_pair, fake_pair = augment_alike(
+                policy, color_from, self.d_input(cond_A, real_B), self.d_input(cond_A, fake_B)
+            )
+            if opts.lambda_fm > 0:
+                feats_fake = feature_lists(netD, fake_pair)
+                with torch.no_grad():
+                    feats_real = feature_lists(netD, real_pair)
+                losses["G_GAN"] = self.gan_loss([f[-1] for f in feats_fake], True)
+                losses["G_FM"] = opts.lambda_fm * feature_matching(feats_fake, feats_real)
+            else:
+                losses["G_GAN"] = self.gan_loss(netD(fake_pair), True)
+            losses["G_L1"] = (fake_B.float() - real_B.float()).abs().mean() * opts.lambda_l1
+            loss_G = torch.stack(list(losses.values())).sum()
         amp.step(loss_G, self.optimizers["G"])
         netD.requires_grad_(True)
-        losses = {
-            "G_GAN": loss_G_GAN,
-            "G_L1": loss_G_L1,
-            "D_real": loss_D_real,
-            "D_fake": loss_D_fake,
-        }
+        if "netG_ema" in self.nets:
+            ema_update(self.nets["netG_ema"], unwrap(netG), beta=opts.ema_beta, step=self.g_steps)
+        self.g_steps += 1
+        losses.update(D_real=loss_D_real, D_fake=loss_D_fake)
         values = torch.stack([v.detach().float() for v in losses.values()]).tolist()
         return dict(zip(losses, values, strict=True))
+
+    def serving_generator(self) -> nn.Module:
+        """The net that is evaluated and exported: the EMA copy when there is one."""
+        return self.nets.get("netG_ema", self.nets["netG"])
+
+    def generators(self) -> Iterator[nn.Module]:
+        yield self.nets["netG"]
 
     @torch.no_grad()
     def evaluate_batch(self, batch: dict[str, Tensor]) -> EvalOutput:
         real_A, real_B = batch["A"], batch["B"]  # (N, 3, H, W) each
-        fake_B = self.nets["netG"](real_A).float().clamp(-1.0, 1.0)
+        cond_A = self.conditioned(real_A, batch)
+        fake_B = self.serving_generator()(cond_A).float().clamp(-1.0, 1.0)
         grid = {"real_A": real_A, "fake_B": fake_B, "real_B": real_B}
         return EvalOutput(fake=fake_B, real=real_B.float(), grid=grid)
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"g_steps": self.g_steps}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.g_steps = int(state.get("g_steps", 0))
 
     def model_name(self) -> str:
         if self.config.model_name:
@@ -151,14 +251,24 @@ class Pix2PixRecipe(Recipe):
 
     def exports(self) -> list[ExportSpec]:
         net = build_serving_net("unet", **self.arch_kwargs)
-        state = unwrap(self.nets["netG"]).state_dict()
+        state = unwrap(self.serving_generator()).state_dict()
         net.load_state_dict(
             {
                 f"netG.{k}": v.detach().float().cpu() if v.is_floating_point() else v.detach().cpu()
                 for k, v in state.items()
             }
         )
-        image = TensorSpec(kind="image", height=self.image_size, width=self.image_size)
+        size = self.image_size
+        image = TensorSpec(kind="image", height=size, width=size, fit=self.config.fit)
+        source = image
+        if self.num_conditions:
+            source = image.model_copy(
+                update={
+                    "channels": 3 + self.num_conditions,
+                    "condition": "style",
+                    "condition_values": [str(i + 1) for i in range(self.num_conditions)],
+                }
+            )
         task = self.config.direction
         return [
             ExportSpec(
@@ -167,8 +277,45 @@ class Pix2PixRecipe(Recipe):
                 architecture="unet",
                 arch_kwargs=dict(self.arch_kwargs),
                 net=net.eval(),
-                input=image,
+                input=source,
                 output=image,
                 description=f"pix2pix {task} (U-Net + PatchGAN, Isola et al. 2017)",
             )
         ]
+
+
+def style_planes(style: Tensor, num_styles: int, like: Tensor) -> Tensor:
+    """(N,) class indices -> (N, K, H, W) one-hot planes shaped and typed like ``like``."""
+    onehot = torch.nn.functional.one_hot(style, num_styles).to(like.dtype)  # (N, K)
+    return onehot[:, :, None, None].expand(-1, -1, like.shape[2], like.shape[3])
+
+
+def augment_alike(policy: str, color_from: int, *pairs: Tensor) -> list[Tensor]:
+    """Each of ``pairs`` DiffAugmented with the same random draws (so feature matching compares
+    like with like); unchanged when the policy is empty."""
+    if not policy:
+        return list(pairs)
+    state = torch.get_rng_state()
+    out = []
+    for pair in pairs:
+        torch.set_rng_state(state)
+        out.append(diff_augment(pair, policy, color_from=color_from))
+    return out
+
+
+def feature_lists(netD: nn.Module, x: Tensor) -> list[list[Tensor]]:
+    """Per scale, every layer's features (last: logits) of a single or multi-scale PatchGAN."""
+    plain = unwrap(netD)
+    if isinstance(plain, MultiscaleDiscriminator):
+        return plain.features(x)
+    assert isinstance(plain, NLayerDiscriminator)
+    return [plain.features(x)]
+
+
+def feature_matching(fake: list[list[Tensor]], real: list[list[Tensor]]) -> Tensor:
+    """pix2pixHD's loss: mean over scales of the summed L1 between D's hidden features."""
+    terms = [
+        F.l1_loss(f.float(), r.float()) for fs, rs in zip(fake, real, strict=True)
+        for f, r in zip(fs[:-1], rs[:-1], strict=True)
+    ]  # fmt: skip
+    return torch.stack(terms).sum() / len(fake)

@@ -1,0 +1,50 @@
+"""``python -m services.trainer compare``: published models side by side on held-out pairs.
+
+    python -m services.trainer compare --data ../shared/data/fs2k --direction sketch2photo \\
+        --model identity --model paper-s2p --model sketch2photo --json var/eval/s2p.json
+
+Prints a Markdown table (the one in MODELS.md) and, with ``--json``, writes every metric.
+See ``services.trainer.evaluation.compare`` for what is measured and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from services.trainer.cli import add_command
+from shared.registry import Registry
+from shared.settings import get_settings
+
+
+def _configure_compare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path, help="an FS2K folder (its val split)")
+    p.add_argument("--direction", choices=["sketch2photo", "photo2sketch"], required=True)
+    p.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        required=True,
+        help="NAME[@VERSION] in the model volume, or 'identity' (the input unchanged); repeat",
+    )
+    p.add_argument("--samples", type=int, help="the first N held-out pairs (default: all)")
+    p.add_argument("--json", type=Path, help="also write every metric to this file")
+
+
+@add_command(
+    "compare",
+    "score published models side by side on held-out FS2K pairs (FID, SSIM, PSNR, FSIM, …)",
+    _configure_compare,
+)
+def _compare(args: argparse.Namespace) -> int:
+    from services.trainer.evaluation.compare import compare, markdown_table, write_json
+
+    registry = Registry(args.model_root or get_settings().model_root)
+    results = compare(
+        args.data, args.direction, args.models, samples=args.samples, registry=registry
+    )
+    if args.json is not None:
+        write_json(args.json, results)
+    sys.stdout.write(markdown_table(results) + "\n")
+    return 0
