@@ -127,7 +127,7 @@ class LocalStack:
 
     def publish_bootstrap(self) -> None:
         subprocess.run(
-            [sys.executable, "-m", "services.trainer", "bootstrap"],
+            [sys.executable, "-m", "shared.bundled"],  # no torch needed
             env=self.child_env(),
             check=True,
         )

@@ -17,6 +17,7 @@ from services.api.cluster import ClusterCache
 from services.api.deps import AppState
 from services.api.problems import install_problem_handlers
 from services.api.routes import health, jobs, models, trainings, translate
+from services.api.routes.docs import install_docs
 from services.api.schemas import TranslateJSON, TranslateResult
 from services.api.telemetry import instrument, make_registry
 from services.api.waiter import JobWaiter
@@ -67,12 +68,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from local assets by routes.docs
+        redoc_url=None,
     )
     registry, sync_redis = make_registry(settings)
     instrument(app, registry)
     install_problem_handlers(app, settings.retry_after_s)
     for module in (translate, jobs, models, trainings, health):
         app.include_router(module.router)
+    install_docs(app)
 
     def openapi() -> dict[str, Any]:
         """FastAPI's schema plus the bodies that /v1/translate documents by $ref."""

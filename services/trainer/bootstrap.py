@@ -1,10 +1,10 @@
-"""The models a fresh install serves: a minimal pix2pix on the synthetic shapes set.
+"""Tiny demo models trained in a minute or two on the synthetic shapes, with no dataset.
 
-``python -m services.trainer bootstrap`` publishes ``sketch2photo`` and ``photo2sketch``
-into an empty model volume (models that already have a served version are left alone).
-Their weights ship with the package (``bundled/*.safetensors``, fp16, trained with
-``bootstrap --retrain``); without them the same loop trains from scratch within a time
-budget (about two minutes on two CPU cores), so no download is ever needed.
+``python -m services.trainer bootstrap --synthetic`` trains and publishes
+``shapes-sketch2photo`` and ``shapes-photo2sketch`` (models that already have a served
+version are left alone): a minimal pix2pix within a time budget on two CPU cores. The tests
+build their throwaway models from the same pieces. The models a fresh install serves are the
+bundled FS2K ones (``shared.bundled``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -29,7 +28,6 @@ from shared.synthetic import SyntheticPairs
 
 log = logging.getLogger(__name__)
 
-BUNDLED_DIR = Path(__file__).parent / "bundled"
 IMAGE_SIZE = 128
 # instance norm: eval-mode batch-norm statistics wash a GAN generator's output out (see
 # services/trainer/recipes/pix2pix.py)
@@ -45,8 +43,8 @@ class BootstrapModel:
 
 
 MODELS = (
-    BootstrapModel("sketch2photo", "sketch2photo", "A", "B"),
-    BootstrapModel("photo2sketch", "photo2sketch", "B", "A"),
+    BootstrapModel("shapes-sketch2photo", "sketch2photo", "A", "B"),
+    BootstrapModel("shapes-photo2sketch", "photo2sketch", "B", "A"),
 )
 
 
@@ -148,53 +146,14 @@ def publish_generator(registry: Registry, netG: nn.Module, manifest: Manifest) -
         return registry.publish(manifest, result.files)
 
 
-def bundled_path(spec: BootstrapModel) -> Path:
-    return BUNDLED_DIR / f"{spec.name}.safetensors"
-
-
-def load_bundled(spec: BootstrapModel) -> tuple[nn.Module, dict[str, float]] | None:
-    path = bundled_path(spec)
-    if not path.is_file():
-        return None
-    netG = UNetGenerator(**ARCH_KWARGS)  # type: ignore[arg-type]
-    tensors = load_file(str(path))
-    steps = float(tensors.pop("__steps__").item()) if "__steps__" in tensors else 0.0
-    netG.load_state_dict({k: v.float() for k, v in tensors.items()})
-    netG.eval()
-    return netG, {"val_l1": validation_l1(netG, spec), "steps": steps}
-
-
-def save_bundled(spec: BootstrapModel, netG: nn.Module, steps: int) -> Path:
-    path = bundled_path(spec)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {
-        k: v.detach().half().contiguous()
-        for k, v in netG.state_dict().items()
-        if v.is_floating_point()
-    }
-    tensors |= {
-        k: v.contiguous() for k, v in netG.state_dict().items() if not v.is_floating_point()
-    }
-    tensors["__steps__"] = torch.tensor([steps])
-    save_file(tensors, str(path))
-    return path
-
-
-def ensure_bootstrap(
-    registry: Registry, *, retrain: bool = False, budget_s: float = 100.0
-) -> list[Manifest]:
-    """Publish every bootstrap model that has no served version yet (idempotent)."""
+def ensure_synthetic(registry: Registry, *, budget_s: float = 100.0) -> list[Manifest]:
+    """Train and publish every synthetic-shapes model that has no served version yet."""
     published = []
     for spec in MODELS:
-        if registry.current(spec.name) is not None and not retrain:
+        if registry.current(spec.name) is not None:
             log.info("%s already served (v%s); skipped", spec.name, registry.current(spec.name))
             continue
-        loaded = None if retrain else load_bundled(spec)
-        if loaded is None:
-            log.info("training %s on synthetic shapes for up to %.0f s", spec.name, budget_s)
-            loaded = train_minimal_pix2pix(spec, budget_s=budget_s)
-            if retrain:
-                save_bundled(spec, loaded[0], int(loaded[1]["steps"]))
-        netG, metrics = loaded
+        log.info("training %s on synthetic shapes for up to %.0f s", spec.name, budget_s)
+        netG, metrics = train_minimal_pix2pix(spec, budget_s=budget_s)
         published.append(publish_generator(registry, netG, manifest_for(spec, metrics)))
     return published

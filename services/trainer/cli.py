@@ -37,26 +37,33 @@ def _registry(args: argparse.Namespace) -> Registry:
 
 @add_command(
     "bootstrap",
-    "publish the bundled default models into an empty model volume (idempotent)",
+    "publish the bundled models into the model volume where none is served (idempotent)",
     lambda p: (
         p.add_argument(
-            "--retrain",
+            "--synthetic",
             action="store_true",
-            help="train from scratch and rewrite the bundled weights",
+            help="instead, train and publish the tiny synthetic-shapes demo models "
+            "(shapes-sketch2photo, shapes-photo2sketch)",
         ),
         p.add_argument(
             "--budget-s",
             type=float,
             default=100.0,
-            help="training time per model when training (default 100)",
+            help="with --synthetic: training time per model (default 100)",
         ),
     ),
 )
 def _bootstrap(args: argparse.Namespace) -> int:
-    from services.trainer.bootstrap import ensure_bootstrap
+    if args.synthetic:
+        from services.trainer.bootstrap import ensure_synthetic
 
-    for m in ensure_bootstrap(_registry(args), retrain=args.retrain, budget_s=args.budget_s):
-        log.info("published %s v%d (val_l1 %.3f)", m.name, m.version, m.metrics.get("val_l1", 0))
+        published = ensure_synthetic(_registry(args), budget_s=args.budget_s)
+    else:
+        from shared.bundled import publish_bundled
+
+        published = publish_bundled(_registry(args))
+    for m in published:
+        log.info("published %s v%d", m.name, m.version)
     return 0
 
 

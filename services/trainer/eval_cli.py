@@ -48,3 +48,28 @@ def _compare(args: argparse.Namespace) -> int:
         write_json(args.json, results)
     sys.stdout.write(markdown_table(results) + "\n")
     return 0
+
+
+def _configure_bundle(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="a published model name")
+    p.add_argument("--version", type=int, help="default: the served version")
+    p.add_argument("--checkpoint", type=Path, help="also keep this run's discriminator(s)")
+    p.add_argument("--out-root", type=Path, help="default: the package's shared/bundled")
+
+
+@add_command(
+    "bundle",
+    "ship a published version in the package (fp16 ONNX + manifest; with --checkpoint, D too)",
+    _configure_bundle,
+)
+def _bundle(args: argparse.Namespace) -> int:
+    from services.trainer.bundle import bundle_version
+    from shared.bundled import BUNDLED_ROOT
+
+    registry = Registry(args.model_root or get_settings().model_root)
+    out = bundle_version(
+        registry, args.model, args.version, out_root=args.out_root or BUNDLED_ROOT,
+        checkpoint=args.checkpoint,
+    )  # fmt: skip
+    sys.stdout.write(f"{out}\n")
+    return 0

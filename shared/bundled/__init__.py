@@ -3,11 +3,9 @@
 Each folder ``shared/bundled/<name>/`` holds ``model.onnx`` (fp16 weights, fp32 compute; made
 by ``python -m services.trainer bundle``) and ``manifest.json``. ``publish_bundled`` copies
 every one whose model has no served version yet into the model volume (sha256 computed
-there, as for any publish); ``python -m shared.bundled`` does it from the command line, and
-``make run``, the compose file and the k8s init container call it on start.
-
-``S2I_BUNDLED_MODELS`` (a JSON list, settings ``bundled_models``) limits which are published;
-empty means all of them.
+there, as for any publish); ``python -m shared.bundled [NAME ...]`` does it from the command
+line (all of them by default), and ``make run``, the compose file and the k8s init container
+call it on start. Neither needs torch.
 """
 
 from __future__ import annotations
