@@ -75,6 +75,7 @@ class JobRecord(BaseModel):
     served_version: int | None = None  # the version that ran it
     format: str = "png"
     keep_aspect: bool = False
+    output_size: str = "model"  # "model" or "input" (the input's width and height)
     routed_by: str = ""  # "auto: drawing (0.93)" when model=auto chose
     n: int = 1
     seed: int | None = None

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     # --- images ------------------------------------------------------------------------
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)
+    max_output_pixels: int = Field(default=4_000_000, gt=0)  # output_size=input is capped here
 
     # --- api ---------------------------------------------------------------------------
     api_keys: list[str] = Field(default_factory=list)  # empty: no key needed

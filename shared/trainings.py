@@ -23,6 +23,7 @@ SYNTHETIC_RE = re.compile(r"^synthetic://\d{1,7}$")
 class TrainingState(StrEnum):
     queued = "queued"
     running = "running"
+    canceling = "canceling"  # asked to stop: checkpointing at the next step
     succeeded = "succeeded"
     failed = "failed"
     canceled = "canceled"

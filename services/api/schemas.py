@@ -25,7 +25,15 @@ class TranslateOptions(BaseModel):
     version: int | None = Field(None, ge=1, description="Pin a version; default: the served one")
     format: OutputFormat = "png"
     keep_aspect: bool = Field(
-        False, description="Return the output at the input's aspect ratio, not the model's size"
+        False,
+        description="Return the output at the input's aspect ratio, at the model's scale "
+        "(a 600x400 input to a 128 px model gives 128x85)",
+    )
+    output_size: Literal["model", "input"] = Field(
+        "model",
+        description="`model`: the model's size (128x128 for the bundled face models); `input`: "
+        "the input's width and height (bicubic resize of the model's output, at most "
+        "`S2I_MAX_OUTPUT_PIXELS` pixels, keeping the aspect ratio)",
     )
     timeout: float | None = Field(
         None, gt=0, description="Seconds until the deadline; a job past it is not run"

@@ -77,6 +77,8 @@ class RunReporter:
         if not self._canceled and now - self._last_cancel_check > 0.5:
             self._last_cancel_check = now
             self._canceled = bool(self.redis.exists(cancel_key(self.record.id)))
+            if self._canceled and self.record.state is TrainingState.running:
+                self.save(state=TrainingState.canceling)  # progress writes keep it
         return self._canceled
 
 

@@ -100,9 +100,21 @@ def _translate(rt: WorkerRuntime, job: JobRecord) -> tuple[Image.Image, int, lis
     array, size = rt.decoder.submit(decode).result()  # (C, H, W) in [-1, 1]
     results = _submit(rt, job, [array])
     out = images.from_array(results[0].output)
-    if job.keep_aspect:
+    if job.output_size == "input":
+        out = images.restore_aspect(out, capped(size, s.max_output_pixels), fit=spec.fit,
+                                    scale_to_original=True)  # fmt: skip
+    elif job.keep_aspect:
         out = images.restore_aspect(out, size, fit=spec.fit)
     return out, model.manifest.version, results
+
+
+def capped(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
+    """``size`` scaled down, keeping its aspect ratio, to at most ``max_pixels`` pixels."""
+    w, h = size
+    if w * h <= max_pixels:
+        return size
+    scale = (max_pixels / (w * h)) ** 0.5
+    return max(1, int(w * scale)), max(1, int(h * scale))
 
 
 def _generate(rt: WorkerRuntime, job: JobRecord) -> tuple[Image.Image, int, list[BatchResult]]:

@@ -79,10 +79,18 @@ def test_cancel_a_queued_or_running_training(client: httpx.Client) -> None:
     }
     r = client.post("/v1/trainings", json=body, headers=ADMIN)
     location = r.headers["location"]
-    assert client.delete(location, headers=ADMIN).status_code == 200
     deadline = time.monotonic() + 120
-    while (run := client.get(location, headers=ADMIN).json())["state"] in ("queued", "running"):
+    while not (run := client.get(location, headers=ADMIN).json()).get("progress", {}).get("step"):
         assert time.monotonic() < deadline, run
-        time.sleep(0.5)
-    assert run["state"] == "canceled"
+        time.sleep(0.2)
+    r = client.delete(location, headers=ADMIN)
+    assert r.status_code == 202  # running: it stops at its next step
+    assert r.json()["state"] == "canceling"
+    while (run := client.get(location, headers=ADMIN).json())["state"] != "canceled":
+        assert run["state"] in ("running", "canceling"), run
+        assert time.monotonic() < deadline, run
+        time.sleep(0.2)
+    again = client.delete(location, headers=ADMIN)
+    assert again.status_code == 200  # idempotent
+    assert again.json()["state"] == "canceled"
     assert client.get("/v1/models/never-served").status_code == 404

@@ -71,6 +71,24 @@ def test_json_body_and_json_answer(client: httpx.Client) -> None:
     assert Image.open(io.BytesIO(base64.b64decode(data["image"]))).size == (128, 128)
 
 
+@pytest.mark.parametrize("size", [(300, 200), (97, 160)])
+def test_output_size_input_returns_the_input_size(
+    client: httpx.Client, size: tuple[int, int]
+) -> None:
+    drawing = Image.open(io.BytesIO(sketch_png(3, 128))).resize(size)
+    buf = io.BytesIO()
+    drawing.save(buf, "PNG")
+    r = client.post(
+        "/v1/translate",
+        files={"image": ("d.png", buf.getvalue())},
+        data={"model": "sketch2photo", "output_size": "input"},
+    )
+    assert r.status_code == 200, r.text
+    assert Image.open(io.BytesIO(r.content)).size == size
+    default = client.post("/v1/translate", files={"image": ("d.png", buf.getvalue())})
+    assert Image.open(io.BytesIO(default.content)).size == (128, 128)  # the model's size
+
+
 def test_async_accepted_then_poll_then_result(client: httpx.Client) -> None:
     r = client.post(
         "/v1/translate",
@@ -90,6 +108,10 @@ def test_async_accepted_then_poll_then_result(client: httpx.Client) -> None:
     assert result.status_code == 200
     assert result.headers["x-model"] == "sketch2photo"
     assert Image.open(io.BytesIO(result.content)).format == "PNG"
+    finished = client.delete(location)
+    assert finished.status_code == 409
+    assert finished.json()["type"].endswith("job-finished")
+    assert "succeeded" in finished.json()["detail"]
 
 
 def test_idempotency_key_returns_the_same_job(client: httpx.Client) -> None:

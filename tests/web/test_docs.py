@@ -51,7 +51,8 @@ def test_redoc_renders_offline(browser, stack: LocalStack) -> None:  # type: ign
     page = _offline_page(browser, blocked)
     try:
         page.goto(stack.base_url + "/redoc")
-        page.wait_for_selector("text=Translate a sketch to a photo", state="attached", timeout=30_000)
+        title = "text=Translate a sketch to a photo"
+        page.wait_for_selector(title, state="attached", timeout=30_000)
         assert "/v1/translate" in page.inner_text("body")
         # ReDoc's bundle links its own "powered by" badge from its CDN; nothing else leaves
         assert [u for u in blocked if not u.endswith("/logo-mini.svg")] == []

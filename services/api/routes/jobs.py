@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Request, Response
 
 from services.api import submit
 from services.api.deps import ApiKeyDep, AppState, StateDep
-from services.api.problems import Problem
+from services.api.problems import PROBLEM_MEDIA_TYPE, Problem
 from services.api.schemas import JobStatus
 from services.api.waiter import read_job
 from shared.jobs import (
@@ -69,7 +69,12 @@ async def get_result(job_id: JobId, state: StateDep, request: Request) -> Respon
 @router.delete(
     "/{job_id}",
     summary="Cancel a queued job",
-    responses={409: {"description": "Already running: it cannot be stopped midway"}},
+    responses={
+        409: {
+            "description": "Already running (it cannot be stopped midway) or already finished",
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+        }
+    },
 )
 async def cancel_job(job_id: JobId, state: StateDep) -> JobStatus:
     job = await load_job(state, job_id)
@@ -86,5 +91,12 @@ async def cancel_job(job_id: JobId, state: StateDep) -> JobStatus:
             "job-running",
             "The job is already running",
             "a running job finishes within its deadline; it cannot be canceled",
+        )
+    if job.state.final and job.state is not JobState.canceled:
+        raise Problem(
+            409,
+            "job-finished",
+            "The job already finished",
+            f"job {job_id} already {job.state}; nothing to cancel",
         )
     return JobStatus.of(job)

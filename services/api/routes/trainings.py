@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.api.deps import AdminKeyDep, StateDep
-from services.api.problems import Problem
+from services.api.problems import PROBLEM_MEDIA_TYPE, Problem
 from shared.celery_app import TRAIN_TASK
 from shared.trainings import (
     TRAINING_TTL_S,
@@ -90,14 +90,31 @@ async def get_training(training_id: TrainingId, state: StateDep) -> TrainingReco
     return await _load(state, training_id)
 
 
-@router.delete("/{training_id}", summary="Cancel at the next step (a resumable checkpoint stays)")
-async def cancel_training(training_id: TrainingId, state: StateDep) -> TrainingRecord:
+@router.delete(
+    "/{training_id}",
+    summary="Cancel: a queued run at once (200), a running one at its next step (202)",
+    responses={
+        202: {"description": "Running: `canceling` until it stops with a resumable checkpoint"},
+        409: {"description": "The run already finished", "content": {PROBLEM_MEDIA_TYPE: {}}},
+    },
+)
+async def cancel_training(training_id: TrainingId, state: StateDep) -> JSONResponse:
     record = await _load(state, training_id)
+    if record.state in (TrainingState.succeeded, TrainingState.failed):
+        raise Problem(
+            409,
+            "training-finished",
+            "The training run already finished",
+            f"training {training_id} already {record.state}; nothing to cancel",
+        )
+    status = 200
     if not record.state.final:
         await state.redis.set(cancel_key(training_id), "1", ex=TRAINING_TTL_S)
         if record.state is TrainingState.queued:
             record.state = TrainingState.canceled
-            await state.redis.set(
-                training_key(training_id), record.model_dump_json(), ex=TRAINING_TTL_S
-            )
-    return record
+        else:  # the trainer stops at its next step and writes `canceled`
+            record.state, status = TrainingState.canceling, 202
+        await state.redis.set(
+            training_key(training_id), record.model_dump_json(), ex=TRAINING_TTL_S
+        )
+    return JSONResponse(record.model_dump(mode="json"), status_code=status)

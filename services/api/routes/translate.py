@@ -235,6 +235,7 @@ async def translate(
         version=opts.version,
         format=opts.format,
         keep_aspect=opts.keep_aspect,
+        output_size=opts.output_size,
         routed_by=routed_by,
         condition=condition,
         input_width=info.display_size[0],
