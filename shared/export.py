@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,8 +43,22 @@ def _example(shape: tuple[int, ...], batch: int, seed: int) -> torch.Tensor:
     return torch.rand((batch, *shape[1:]), generator=gen) * 2 - 1
 
 
+@contextmanager
+def quiet_exporters() -> Iterator[None]:
+    """Silence the exporters' known, harmless warnings: torch.jit's deprecation notices (it
+    is what TorchScript export is), tracer notes about Python-bool shape checks, and
+    "instance_norm is set to train=True" (per-example statistics are what we serve)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", r".*torch\.jit.*is deprecated", FutureWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", r"ONNX export mode is set to TrainingMode\.EVAL")
+        warnings.filterwarnings("ignore", r"Constant folding - Only steps=1")
+        yield
+
+
 def export_torchscript(net: nn.Module, example: torch.Tensor, path: Path) -> Path:
-    with torch.no_grad():
+    with quiet_exporters(), torch.no_grad():
         traced = torch.jit.trace(net, (example,), check_trace=False)
     traced = torch.jit.freeze(traced)
     traced.save(str(path))
@@ -54,8 +70,7 @@ def export_onnx(
 ) -> Path:
     # The TorchScript-based exporter is ~40x faster than dynamo=True for these convnets and
     # gives the same graph; dynamo stays available for nets it cannot trace.
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore", DeprecationWarning)
+    with quiet_exporters(), torch.no_grad():
         if dynamo:
             batch = torch.export.Dim("batch", min=1, max=1024)
             torch.onnx.export(

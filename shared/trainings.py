@@ -20,6 +20,11 @@ TRAINING_TTL_S = 30 * 86400
 SYNTHETIC_RE = re.compile(r"^synthetic://\d{1,7}$")
 
 
+# the trainer's recipes (services/trainer/recipes/, checked against its registry in a test);
+# here, torch-free, for the API and the command line
+RECIPE_NAMES = ("pix2pix", "resnet-cgan", "cyclegan", "sketchygan", "siamese-gan", "vae")
+
+
 class TrainingState(StrEnum):
     queued = "queued"
     running = "running"

@@ -17,6 +17,16 @@ from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 
+DESCRIPTION = "Train, evaluate, export and publish sketch2image models."
+EXAMPLES = """examples:
+  python -m services.trainer train --config configs/faces-sketch2photo.yaml --data DATA
+  python -m services.trainer train --recipe pix2pix --data DATA --set image_size=128
+  python -m services.trainer train --config CONFIG --data DATA --as-default --publish always
+  python -m services.trainer list
+  python -m services.trainer rollback --model sketch2photo
+
+Run `python -m services.trainer COMMAND --help` for a command's options."""
+
 Handler = Callable[[argparse.Namespace], int]
 _COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], object], Handler]] = []
 
@@ -124,7 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    parser = argparse.ArgumentParser(prog="python -m services.trainer", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m services.trainer",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--model-root", help="model volume (default: S2I_MODEL_ROOT)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text, configure, handler in _COMMANDS:

@@ -301,6 +301,8 @@ class _Run:
                         return self.emit("canceled")
                     self.train_step(raw)
                     bar.update(1)
+                    if self.step % self.config.log_every == 0:
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in self.losses.items()})
                     if self.step % self.config.checkpoint_every == 0:
                         self.save()
                     if budget is not None and self.compute.cpu_s >= budget:

@@ -9,7 +9,8 @@ the new version by the run's policy:
   (lower is better unless the metric is in ``config.HIGHER_IS_BETTER``); when nothing is
   served yet, or the served version has no value for the metric, it moves; when the new
   version has no (finite) value for a metric the served one has, it does not;
-- "always": it moves; "never": it stays (the version is there for a later rollout).
+- "always": it moves; "never": nothing is written to the registry at all (export with
+  ``python -m services.trainer export`` or publish later with ``publish --checkpoint``).
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ def publish_recipe(
     compute: dict[str, float] | None = None,
 ) -> list[PublishedVersion]:
     """Export and publish every model of ``recipe``; move CURRENT by ``policy``."""
+    if policy == "never":
+        log.info("not published (policy never): the checkpoint can be published later")
+        return []
     finite = {k: float(v) for k, v in metrics.items() if math.isfinite(v)}
     published = []
     for spec in recipe.exports():

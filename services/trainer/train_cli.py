@@ -27,9 +27,10 @@ from typing import Any
 
 from services.trainer.cli import add_command
 from services.trainer.config import TrainConfig, apply_override, load_file
-from services.trainer.data import DatasetLayoutError
+from services.trainer.errors import DatasetLayoutError
 from shared.registry import Registry
 from shared.settings import get_settings
+from shared.trainings import RECIPE_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,12 @@ def _registry(args: argparse.Namespace) -> Registry:
 
 
 def _configure_train(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--recipe", help="recipe name (default: the resumed checkpoint's)")
+    p.add_argument(
+        "--recipe",
+        choices=RECIPE_NAMES,
+        metavar="RECIPE",
+        help=f"one of: {', '.join(RECIPE_NAMES)} (default: the resumed checkpoint's)",
+    )
     p.add_argument("--data", help="dataset folder or synthetic://N")
     p.add_argument("--config", type=Path, help="YAML or JSON file of TrainConfig fields")
     p.add_argument(
@@ -65,6 +71,12 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--run-dir", type=Path, help="where logs, samples and checkpoints go")
     p.add_argument("--max-steps", type=int, help="stop after this many steps")
+    p.add_argument(
+        "--as-default",
+        action="store_true",
+        help="publish under the name `model=auto` routes to for this direction "
+        "(S2I_DEFAULT_SKETCH2PHOTO_MODEL / S2I_DEFAULT_PHOTO2SKETCH_MODEL)",
+    )
     p.add_argument(
         "--publish",
         choices=["always", "if-better", "never"],
@@ -94,6 +106,14 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     )
     for item in args.overrides:
         apply_override(data, item)
+    if args.as_default:
+        settings = get_settings()
+        direction = data.get("direction", "sketch2photo")
+        data["model_name"] = (
+            settings.default_photo2sketch_model
+            if direction == "photo2sketch"
+            else settings.default_sketch2photo_model
+        )
     return TrainConfig.model_validate(data)
 
 
@@ -126,8 +146,17 @@ def _train(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     from services.trainer.loop import train
 
+    quiet_bar = not sys.stderr.isatty()  # no tqdm bar: a log line per log_every steps
+
     def report(p: Any) -> None:
-        if p.state != "running":
+        if p.state == "running" and quiet_bar:
+            losses = " ".join(f"{k} {v:.3g}" for k, v in p.losses.items())
+            eta = f"{p.eta_s / 60:.1f} min" if p.eta_s is not None else "?"
+            log.info(
+                "step %d/%d (epoch %d/%d) %s | %.1f img/s, ETA %s",
+                p.step, p.total_steps, p.epoch, p.total_epochs, losses, p.images_per_s, eta,
+            )  # fmt: skip
+        elif p.state != "running":
             log.info("%s at step %d/%d %s", p.state, p.step, p.total_steps, p.metrics or "")
 
     try:

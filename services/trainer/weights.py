@@ -33,7 +33,7 @@ from torch import Tensor
 
 from services.trainer.recipes.base import Recipe, unwrap
 from shared.bundled import BUNDLED_ROOT, MANIFEST_FILE
-from shared.manifest import ONNX_FILE
+from shared.manifest import MODEL_NAME_RE, ONNX_FILE
 from shared.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,11 @@ def resolve(spec: str, registry: Registry | None) -> tuple[Nets, dict[str, str]]
     if (BUNDLED_ROOT / spec / ONNX_FILE).is_file():
         return _folder(BUNDLED_ROOT / spec)
     name, _, version = spec.partition("@")
-    if registry is None or (registry.current(name) is None and not version):
+    if (
+        registry is None
+        or not MODEL_NAME_RE.match(name)
+        or (registry.current(name) is None and not version)
+    ):
         raise FileNotFoundError(
             f"--init-from {spec}: not a file, a folder, a bundled model or a served model"
         )

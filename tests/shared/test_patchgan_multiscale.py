@@ -109,7 +109,7 @@ def test_init_weights_draws_the_raw_weight_of_spectral_normed_convs() -> None:
         nn.init.constant_(m.bias, 0.5)
     init_weights(netD, gain)
     for m in convs(netD):
-        raw = m.parametrizations.weight.original.detach()
+        raw = dict(m.named_parameters())["parametrizations.weight.original"].detach()
         if raw.numel() >= 1000:
             assert float(raw.std()) == pytest.approx(gain, rel=0.1)
             assert abs(float(raw.mean())) < 0.01

@@ -144,6 +144,19 @@ def test_training_items_are_crops_and_flips_shared_by_a_and_b(
     assert len(offsets) > 1
 
 
+def test_without_a_val_split_the_held_out_slice_is_cached_too(
+    tmp_path: Path, cache_root: Path
+) -> None:
+    root = write_dataset(tmp_path / "trainonly", n_train=6, n_val=0)
+    cached = open_data(config_for(root))
+    plain = open_data(config_for(root, cache=False))
+    assert len(cached.train) == len(plain.train) == 5
+    assert len(cached.heldout) == len(plain.heldout) == 1  # type: ignore[arg-type]
+    assert cached.heldout.indices == plain.heldout.indices  # type: ignore[attr-defined]
+    assert torch.equal(cached.heldout[0]["A"], plain.heldout[0]["A"])
+    assert torch.equal(item(cached, 3)["A"], item(plain, 3)["A"])
+
+
 def test_a_second_open_reads_the_cache_file(
     data_root: Path, cache_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -241,4 +254,6 @@ def test_uint8_round_trip_is_exact_for_decoded_images() -> None:
     levels = torch.arange(256, dtype=torch.float32)
     x = levels / 127.5 - 1.0
     assert torch.equal(to_uint8(x), torch.arange(256, dtype=torch.int32).to(torch.uint8))
-    assert torch.equal(to_uint8(torch.tensor([-1.5, 1.5])), torch.tensor([0, 255], dtype=torch.uint8))
+    assert torch.equal(
+        to_uint8(torch.tensor([-1.5, 1.5])), torch.tensor([0, 255], dtype=torch.uint8)
+    )

@@ -129,6 +129,8 @@ def test_cutout_zeroes_one_region_in_all_channels_alike() -> None:
 class OneParam(nn.Module):
     """One weight and one buffer, for exact arithmetic."""
 
+    count: Tensor
+
     def __init__(self, w: float, buf: float) -> None:
         super().__init__()
         self.w = nn.Parameter(torch.tensor([w]))
@@ -142,6 +144,7 @@ def value(t: Tensor) -> float:
 def test_ema_copy_is_a_frozen_independent_copy() -> None:
     net = OneParam(2.0, 5.0)
     ema = ema_copy(net)
+    assert isinstance(ema, OneParam)
     assert ema is not net
     assert not any(p.requires_grad for p in ema.parameters())
     assert all(p.requires_grad for p in net.parameters())

@@ -153,7 +153,7 @@ def test_unknown_diffaugment_policy_is_refused_by_the_options(tmp_path: Path) ->
         recipe_with(tmp_path, diffaugment="color,rotate")
 
 
-def test_ema_generator_follows_netG_and_is_what_is_served(tmp_path: Path) -> None:
+def test_ema_generator_follows_the_generator_and_is_what_is_served(tmp_path: Path) -> None:
     torch.manual_seed(0)
     recipe = recipe_with(tmp_path, ema_beta=0.99)
     netG, ema = recipe.nets["netG"], recipe.nets["netG_ema"]
@@ -236,7 +236,9 @@ def test_full_face_option_set_trains_one_step(tmp_path: Path) -> None:
     assert set(losses) == {"G_GAN", "G_FM", "G_L1", "D_real", "D_fake"}
     assert all(math.isfinite(v) for v in losses.values())
     assert losses["G_FM"] > 0
-    assert any(not torch.equal(v, netD_before[k]) for k, v in recipe.nets["netD"].state_dict().items())
+    assert any(
+        not torch.equal(v, netD_before[k]) for k, v in recipe.nets["netD"].state_dict().items()
+    )
     assert all(p.requires_grad for p in recipe.nets["netD"].parameters())  # unfrozen again
     out = recipe.evaluate_batch(face_batch(2, 64))
     assert out.fake.shape == (2, 3, 64, 64)

@@ -14,6 +14,7 @@ from services.api.deps import AdminKeyDep, StateDep
 from services.api.problems import PROBLEM_MEDIA_TYPE, Problem
 from shared.celery_app import TRAIN_TASK
 from shared.trainings import (
+    RECIPE_NAMES,
     TRAINING_TTL_S,
     TrainingRecord,
     TrainingState,
@@ -24,14 +25,13 @@ from shared.trainings import (
 
 router = APIRouter(prefix="/v1/trainings", tags=["training"], dependencies=[AdminKeyDep])
 
-RECIPES = ("pix2pix", "resnet-cgan", "cyclegan", "sketchygan", "siamese-gan", "vae")
 TrainingId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 
 
 class TrainingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    recipe: str = Field(..., description=f"one of {', '.join(RECIPES)}")
+    recipe: str = Field(..., description=f"one of {', '.join(RECIPE_NAMES)}")
     dataset: str = Field(
         ..., description="a folder relative to the data volume (S2I_DATA_ROOT), or synthetic://N"
     )
@@ -53,12 +53,12 @@ async def _load(state: StateDep, training_id: str) -> TrainingRecord:
 
 @router.post("", status_code=202, summary="Start a training run (queued on the trainer service)")
 async def start_training(body: TrainingRequest, state: StateDep) -> JSONResponse:
-    if body.recipe not in RECIPES:
+    if body.recipe not in RECIPE_NAMES:
         raise Problem(
             422,
             "invalid-request",
             "Some fields are invalid",
-            f"unknown recipe {body.recipe!r}; choose one of {', '.join(RECIPES)}",
+            f"unknown recipe {body.recipe!r}; choose one of {', '.join(RECIPE_NAMES)}",
         )
     why = dataset_problem(body.dataset)
     if why is not None:

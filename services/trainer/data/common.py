@@ -24,6 +24,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
+from services.trainer.errors import DatasetLayoutError
 from shared.images import Fit, fit_image
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,6 @@ IMAGE_SUFFIXES = frozenset(
 NON_IMAGE_SUFFIXES = frozenset(
     {".txt", ".md", ".json", ".csv", ".py", ".yaml", ".yml", ".xml", ".html", ".pdf", ".zip"}
 )
-
-
-class DatasetLayoutError(ValueError):
-    """A dataset folder does not have the layout a loader expects."""
 
 
 class ItemDataset(torch.utils.data.Dataset[dict[str, Any]]):

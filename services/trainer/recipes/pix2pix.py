@@ -141,6 +141,13 @@ class Pix2PixRecipe(Recipe):
             "norm": opts.norm_D,
             "spectral_norm": opts.spectral_norm,
         }
+        smallest = self.image_size // 2 ** (opts.num_D - 1)
+        if smallest < 2 ** (opts.n_layers_D + 2):
+            raise ValueError(
+                f"num_D={opts.num_D} at {self.image_size} px gives the last PatchGAN "
+                f"{smallest} px, too small for n_layers_D={opts.n_layers_D}; "
+                f"use fewer scales or layers"
+            )
         netD: nn.Module = MultiscaleDiscriminator(opts.num_D, **d_kwargs)
         if opts.num_D == 1:
             netD = NLayerDiscriminator(**d_kwargs)  # the paper's single PatchGAN
@@ -295,10 +302,14 @@ def augment_alike(policy: str, color_from: int, *pairs: Tensor) -> list[Tensor]:
     like with like); unchanged when the policy is empty."""
     if not policy:
         return list(pairs)
+    device = pairs[0].device
     state = torch.get_rng_state()
+    cuda_state = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
     out = []
     for pair in pairs:
         torch.set_rng_state(state)
+        if cuda_state is not None:
+            torch.cuda.set_rng_state(cuda_state, device)
         out.append(diff_augment(pair, policy, color_from=color_from))
     return out
 
