@@ -24,6 +24,10 @@ from types import FrameType
 import httpx
 from redis import Redis
 
+from services.preflight import StartupError, check_port_free, check_redis, check_writable
+from shared.registry import Registry
+from shared.trainings import TRAINER_KEY_PREFIX
+
 log = logging.getLogger("services.local")
 
 
@@ -70,6 +74,8 @@ def wait_until(check: object, timeout: float, what: str) -> None:
         try:
             if check():  # type: ignore[operator]
                 return
+        except StartupError:
+            raise
         except Exception:
             pass
         time.sleep(0.2)
@@ -95,7 +101,8 @@ class LocalStack:
 
     @property
     def model_root(self) -> Path:
-        return Path(self.env.get("S2I_MODEL_ROOT", self.var_dir / "models"))
+        default = os.environ.get("S2I_MODEL_ROOT") or self.var_dir / "models"
+        return Path(self.env.get("S2I_MODEL_ROOT", default))
 
     def child_env(self) -> dict[str, str]:
         env = {**os.environ, **self.env}
@@ -110,7 +117,15 @@ class LocalStack:
         logs = self.var_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         out = (logs / f"{name}.log").open("ab")
-        proc = subprocess.Popen(args, env=self.child_env(), stdout=out, stderr=subprocess.STDOUT)
+        # a session of its own: Ctrl-C in the terminal reaches only this launcher, which then
+        # stops the children in order (API, workers, trainer, Redis)
+        proc = subprocess.Popen(
+            args,
+            env=self.child_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs[name] = proc
         log.info("started %s (pid %d), log: %s", name, proc.pid, logs / f"{name}.log")
         return proc
@@ -155,18 +170,46 @@ class LocalStack:
         )
         wait_until(lambda: httpx.get(self.base_url + "/healthz").status_code == 200, 60, "api")
 
+    def check_alive(self) -> None:
+        """StartupError naming a child that exited, with the last line of its log."""
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                lines = (self.var_dir / "logs" / f"{name}.log").read_text(errors="replace")
+                last = lines.strip().splitlines()[-1:] or ["(empty log)"]
+                raise StartupError(f"{name} exited with code {proc.returncode}: {last[0]}")
+
     def wait_ready(self, timeout: float = 120) -> None:
-        wait_until(
-            lambda: httpx.get(self.base_url + "/readyz").status_code == 200,
-            timeout,
-            "a worker serving models",
-        )
+        def ready() -> bool:
+            self.check_alive()
+            return httpx.get(self.base_url + "/readyz").status_code == 200
+
+        wait_until(ready, timeout, "a worker serving models")
+        if self.trainer:
+            redis = Redis.from_url(self.redis_url or "")
+            try:
+                found = lambda: next(redis.scan_iter(match=TRAINER_KEY_PREFIX + "*"), None)  # noqa: E731
+                wait_until(found, timeout, "the trainer service")
+            finally:
+                redis.close()
+
+    def preflight(self) -> None:
+        """Fail in seconds, naming the cause (StartupError), before anything starts."""
+        check_port_free(self.api_port)
+        if self.redis_url:
+            check_redis(self.redis_url)
+        check_writable(self.model_root)
 
     def start(self) -> LocalStack:
         self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.preflight()
         self.start_redis()
         if self.bootstrap:
             self.publish_bootstrap()
+        if not Registry(self.model_root).models():
+            raise StartupError(
+                f"no models to serve in {self.model_root}: publish one (python -m shared.bundled, "
+                "or train one) or point S2I_MODEL_ROOT at a model volume"
+            )
         for i in range(self.workers):
             self.start_worker(i)
         if self.trainer:
@@ -184,25 +227,34 @@ class LocalStack:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.info("stopped %s", name)
 
     def stop(self) -> None:
         workers = sorted(n for n in self.procs if n.startswith("worker"))
-        order = ["api", "trainer", *workers, "redis"]
+        order = ["api", *workers, "trainer", "redis"]
         for name in [*order, *self.procs]:
             self.stop_process(name)
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per readiness poll
     parser = argparse.ArgumentParser(prog="python -m services.local", description=__doc__)
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--var-dir", type=Path, default=Path("var"))
+    parser.add_argument(
+        "--trainer",
+        action="store_true",
+        default=os.environ.get("S2I_TRAINER", "") in ("1", "true"),
+        help="also run the training service (needs the trainer extra; `make run TRAINER=1`)",
+    )
     args = parser.parse_args(argv)
     stack = LocalStack(
         var_dir=args.var_dir,
         api_port=args.port,
         workers=args.workers,
+        trainer=args.trainer,
         redis_url=os.environ.get("S2I_REDIS_URL") or None,
     )
 
@@ -220,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         dead = [n for n, p in stack.procs.items() if p.poll() is not None]
         log.error("%s exited; see %s/logs; stopping", ", ".join(dead), args.var_dir)
         return 1
+    except StartupError as exc:
+        log.error("%s", exc)
+        return 2
     except KeyboardInterrupt:
         log.info("stopping")
         return 0

@@ -38,6 +38,14 @@ class TrainingState(StrEnum):
         return self in (TrainingState.succeeded, TrainingState.failed, TrainingState.canceled)
 
 
+TRAINER_KEY_PREFIX = "s2i:trainer:"  # + host/pid: a trainer service's heartbeat (expiring)
+TRAINER_HEARTBEAT_S = 5.0
+
+
+def trainer_key(trainer_id: str) -> str:
+    return TRAINER_KEY_PREFIX + trainer_id
+
+
 def training_key(training_id: str) -> str:
     return f"s2i:training:{training_id}"
 

@@ -10,12 +10,17 @@ inference workers hot-reload.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import RedisError
 
 from services.trainer.cli import add_command
 from services.trainer.config import TrainConfig
@@ -24,11 +29,13 @@ from shared.celery_app import TRAIN_TASK, make_celery
 from shared.registry import Registry
 from shared.settings import Settings, get_settings
 from shared.trainings import (
+    TRAINER_HEARTBEAT_S,
     TRAINING_TTL_S,
     TrainingRecord,
     TrainingState,
     cancel_key,
     dataset_problem,
+    trainer_key,
     training_key,
 )
 
@@ -143,11 +150,41 @@ def train_task(training_id: str) -> None:
         redis.close()
 
 
+def _heartbeat(settings: Settings, stop: threading.Event) -> None:
+    """Tell the API a trainer is up (``/v1/trainings`` answers 503 without one)."""
+    key = trainer_key(f"{socket.gethostname()}-{os.getpid()}")
+    redis = Redis.from_url(settings.redis_url, socket_timeout=5)
+    try:
+        while True:
+            try:
+                redis.set(key, str(time.time()), ex=int(TRAINER_HEARTBEAT_S * 3))
+            except RedisError as exc:
+                log.warning("trainer heartbeat failed: %s", exc)
+            if stop.wait(TRAINER_HEARTBEAT_S):
+                break
+        with contextlib.suppress(RedisError):
+            redis.delete(key)
+    finally:
+        redis.close()
+
+
 @add_command(
     "serve", "run as a service: take training runs from the training queue", lambda p: None
 )
 def _serve(args: argparse.Namespace) -> int:
     settings = get_settings()
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(settings, stop), daemon=True)
+    beat.start()
+    try:
+        _worker_main(settings)
+    finally:
+        stop.set()
+        beat.join(5)
+    return 0
+
+
+def _worker_main(settings: Settings) -> None:
     app.worker_main(
         [
             "worker",
@@ -161,4 +198,3 @@ def _serve(args: argparse.Namespace) -> int:
             "--prefetch-multiplier=1",
         ]
     )
-    return 0

@@ -15,6 +15,7 @@ from services.api.problems import PROBLEM_MEDIA_TYPE, Problem
 from shared.celery_app import TRAIN_TASK
 from shared.trainings import (
     RECIPE_NAMES,
+    TRAINER_KEY_PREFIX,
     TRAINING_TTL_S,
     TrainingRecord,
     TrainingState,
@@ -51,7 +52,14 @@ async def _load(state: StateDep, training_id: str) -> TrainingRecord:
     return TrainingRecord.model_validate_json(raw)
 
 
-@router.post("", status_code=202, summary="Start a training run (queued on the trainer service)")
+@router.post(
+    "",
+    status_code=202,
+    summary="Start a training run (queued on the trainer service)",
+    responses={
+        503: {"description": "No trainer service is running", "content": {PROBLEM_MEDIA_TYPE: {}}}
+    },
+)
 async def start_training(body: TrainingRequest, state: StateDep) -> JSONResponse:
     if body.recipe not in RECIPE_NAMES:
         raise Problem(
@@ -70,6 +78,16 @@ async def start_training(body: TrainingRequest, state: StateDep) -> JSONResponse
             "invalid-request",
             "Some fields are invalid",
             f"overrides may not set {sorted(forbidden)}",
+        )
+    if not [k async for k in state.redis.scan_iter(match=TRAINER_KEY_PREFIX + "*", count=100)]:
+        raise Problem(
+            503,
+            "no-trainer",
+            "No trainer service is running",
+            "start one: `make run TRAINER=1` locally, `python -m services.trainer serve` "
+            "(needs the trainer extra: pip install 'sketch2image[trainer]'), or the compose "
+            "`train` profile",
+            headers={"Retry-After": str(state.settings.retry_after_s)},
         )
     record = TrainingRecord(
         id=uuid.uuid4().hex, recipe=body.recipe, dataset=body.dataset, overrides=body.overrides

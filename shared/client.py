@@ -1,0 +1,393 @@
+"""A small typed client for the sketch2image HTTP API (sync, on httpx).
+
+    from pathlib import Path
+    from shared.client import BadInput, Sketch2ImageClient
+
+    with Sketch2ImageClient("http://127.0.0.1:8000", api_key=None) as s2i:
+        out = s2i.translate(Path("drawing.png"), model="auto", format="png")
+        Path("photo.png").write_bytes(out.image)
+        print(out.model, out.version, out.routed_by, out.compute_ms)
+        job = s2i.translate_async(Path("drawing.png"), model="sketch2photo")
+        if s2i.wait(job.id).state == "succeeded":
+            photo = s2i.result(job.id)
+
+Every failure is an :class:`S2IError`: :class:`ApiError` (and a subclass per status) for
+problem+json answers, :class:`ConnectionFailed` when the API cannot be reached.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import time
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+FINAL_STATES = frozenset({"succeeded", "failed", "canceled", "expired"})
+
+
+class S2IError(Exception):
+    """Base of every error this client raises."""
+
+
+class ConnectionFailed(S2IError):
+    """The API could not be reached or did not answer (connection refused, DNS, timeout)."""
+
+    def __init__(self, message: str, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class WaitTimeout(S2IError, TimeoutError):
+    """:meth:`Sketch2ImageClient.wait` gave up before the job finished."""
+
+
+class ApiError(S2IError):
+    """An error answer: ``status``, and ``type``/``title``/``detail`` of the problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str = "",
+        *,
+        type: str = "about:blank",
+        retry_after: float | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
+        self.status, self.title, self.detail, self.type = status, title, detail, type
+        self.retry_after = retry_after
+        self.body: dict[str, Any] = body or {}
+        text = f"{status} {title}: {detail}" if detail and detail != title else f"{status} {title}"
+        super().__init__(text)
+
+    @property
+    def job_id(self) -> str | None:
+        value = self.body.get("job_id")
+        return value if isinstance(value, str) else None
+
+
+class BadInput(ApiError):
+    """400 unreadable image, 413 too large, 415 unsupported format, 422 invalid fields."""
+
+
+class NotFound(ApiError):
+    """404: unknown model, version or job."""
+
+
+class Conflict(ApiError):
+    """409: the job has not finished, or is already running."""
+
+
+class Overloaded(ApiError):
+    """429 queue full or 503 no worker / Redis down: retry after ``retry_after`` seconds."""
+
+
+class DeadlineExceeded(ApiError):
+    """504: the request's deadline passed; the job will not run."""
+
+
+class ServerError(ApiError):
+    """Any other 5xx."""
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    400: BadInput, 413: BadInput, 415: BadInput, 422: BadInput, 404: NotFound,
+    409: Conflict, 429: Overloaded, 503: Overloaded, 504: DeadlineExceeded,
+}  # fmt: skip
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delay-seconds or an HTTP date); None if absent."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def error_from_response(response: httpx.Response) -> ApiError:
+    """The :class:`ApiError` subclass for an error response (problem+json or any other body)."""
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        text = " ".join(response.text.split())[:200]
+        body = {"title": response.reason_phrase or "HTTP error", "detail": text}
+    cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else ApiError)
+    return cls(
+        status,
+        str(body.get("title") or response.reason_phrase or "HTTP error"),
+        str(body.get("detail") or ""),
+        type=str(body.get("type") or "about:blank"),
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
+        body=body,
+    )
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class TranslateResult:
+    """An image answer and what made it (from the ``X-*`` headers)."""
+
+    image: bytes = field(repr=False)
+    media_type: str
+    model: str
+    version: int | None
+    routed_by: str | None
+    job_id: str
+    queue_ms: float | None
+    compute_ms: float | None
+
+    @classmethod
+    def from_response(cls, r: httpx.Response) -> TranslateResult:
+        h = r.headers
+        version = h.get("x-model-version")
+        return cls(
+            image=r.content,
+            media_type=h.get("content-type", "application/octet-stream").split(";")[0],
+            model=h.get("x-model", ""),
+            version=int(version) if version and version.isdigit() else None,
+            routed_by=h.get("x-routed-by"),
+            job_id=h.get("x-job-id", ""),
+            queue_ms=_float(h.get("x-queue-ms")),
+            compute_ms=_float(h.get("x-compute-ms")),
+        )
+
+
+GenerateResult = TranslateResult
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """``GET /v1/jobs/{id}``; ``raw`` is the whole JSON document."""
+
+    id: str
+    state: str
+    model: str
+    version: int | None
+    routed_by: str | None
+    queue_ms: float | None
+    compute_ms: float | None
+    error: dict[str, Any] | None
+    result_url: str | None
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobStatus:
+        timings = data.get("timings") or {}
+        return cls(
+            id=data["id"],
+            state=data["state"],
+            model=data.get("model", ""),
+            version=data.get("version"),
+            routed_by=data.get("routed_by"),
+            queue_ms=timings.get("queue_ms"),
+            compute_ms=timings.get("compute_ms"),
+            error=data.get("error"),
+            result_url=data.get("result_url"),
+            raw=data,
+        )
+
+
+ImageInput = bytes | Path
+
+
+class Sketch2ImageClient:
+    """Sync client; use as a context manager or call :meth:`close`."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        api_key: str | None = None,
+        timeout: float = 60,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        headers = {"User-Agent": "sketch2image-client/0.1"}
+        if api_key:
+            headers["X-API-Key"] = api_key
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def __enter__(self) -> Sketch2ImageClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(
+        self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any
+    ) -> httpx.Response:
+        """The one place where httpx errors and error statuses become :class:`S2IError`."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:  # refused, DNS, timeouts, dropped connections
+            url = self.base_url
+            if isinstance(
+                exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.UnsupportedProtocol
+            ):
+                message = f"cannot reach {url}: {exc}"
+            elif isinstance(exc, httpx.TimeoutException):
+                message = f"no answer from {url} in time ({type(exc).__name__})"
+            else:
+                message = f"connection to {url} failed: {type(exc).__name__}: {exc}"
+            raise ConnectionFailed(message, url) from exc
+        if response.status_code not in ok:
+            raise error_from_response(response)
+        return response
+
+    def _submit(
+        self, image: ImageInput, is_async: bool, idempotency_key: str | None, **fields: Any
+    ) -> httpx.Response:
+        if isinstance(image, Path):
+            name, data = image.name, image.read_bytes()
+        else:
+            name, data = "image", image
+        ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        form = {
+            k: str(v).lower() if isinstance(v, bool) else str(v)
+            for k, v in fields.items()
+            if v is not None  # optional fields go only when given
+        }
+        deadline = fields.get("timeout")
+        return self._request(
+            "POST",
+            "/v1/translate",
+            ok=(202,) if is_async else (200,),
+            files={"image": (name, data, ctype)},
+            data=form,
+            params={"async": "true"} if is_async else {},
+            headers={"Idempotency-Key": idempotency_key} if idempotency_key else {},
+            timeout=self.timeout if deadline is None else max(self.timeout, deadline + 5),
+        )
+
+    def translate(
+        self,
+        image: ImageInput,
+        *,
+        model: str = "auto",
+        version: int | None = None,
+        format: str = "png",
+        keep_aspect: bool = False,
+        style: int | None = None,
+        timeout: float | None = None,
+        idempotency_key: str | None = None,
+        **extra: str | int | float | bool | None,
+    ) -> TranslateResult:
+        """Translate ``image`` (bytes or a file) and wait for it.
+
+        ``timeout`` is the server-side deadline (504 after it); ``extra`` fields (e.g.
+        ``output_size="input"``) are sent as they are, like the optional ones, only when given.
+        """
+        r = self._submit(
+            image, False, idempotency_key, model=model, version=version, format=format,
+            keep_aspect=keep_aspect or None, style=style, timeout=timeout, **extra,
+        )  # fmt: skip
+        return TranslateResult.from_response(r)
+
+    def translate_async(
+        self,
+        image: ImageInput,
+        *,
+        model: str = "auto",
+        version: int | None = None,
+        format: str = "png",
+        keep_aspect: bool = False,
+        style: int | None = None,
+        timeout: float | None = None,
+        idempotency_key: str | None = None,
+        **extra: str | int | float | bool | None,
+    ) -> JobStatus:
+        """Queue a translation (202); follow it with :meth:`wait` and :meth:`result`."""
+        r = self._submit(
+            image, True, idempotency_key, model=model, version=version, format=format,
+            keep_aspect=keep_aspect or None, style=style, timeout=timeout, **extra,
+        )  # fmt: skip
+        return JobStatus.from_json(r.json())
+
+    def generate(
+        self,
+        model: str,
+        *,
+        n: int = 1,
+        seed: int | None = None,
+        class_name: str | None = None,
+        format: str = "png",
+        version: int | None = None,
+        timeout: float | None = None,
+    ) -> GenerateResult:
+        """``n`` images from a ``generate`` model as one grid; the same ``seed``, the same grid."""
+        body = {"model": model, "n": n, "format": format, "seed": seed,
+                "class_name": class_name, "version": version, "timeout": timeout}  # fmt: skip
+        r = self._request(
+            "POST",
+            "/v1/generate",
+            json={k: v for k, v in body.items() if v is not None},
+            timeout=self.timeout if timeout is None else max(self.timeout, timeout + 5),
+        )
+        return TranslateResult.from_response(r)
+
+    def _get(self, path: str) -> Any:
+        return self._request("GET", path).json()
+
+    def job(self, job_id: str) -> JobStatus:
+        return JobStatus.from_json(self._get(f"/v1/jobs/{job_id}"))
+
+    def cancel(self, job_id: str) -> JobStatus:
+        """Cancel a queued job; :class:`Conflict` if it is running or finished."""
+        return JobStatus.from_json(self._request("DELETE", f"/v1/jobs/{job_id}").json())
+
+    def wait(self, job_id: str, poll_s: float = 0.2, timeout: float = 60.0) -> JobStatus:
+        """Poll until the job is final (any final state); :class:`WaitTimeout` after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while not (status := self.job(job_id)).final:
+            if time.monotonic() + poll_s > deadline:
+                raise WaitTimeout(f"job {job_id} is still {status.state} after {timeout} s")
+            time.sleep(poll_s)
+        return status
+
+    def result(self, job_id: str) -> bytes:
+        """A finished job's image; the job's own error (504, 410, ...) if it did not succeed."""
+        return self._request("GET", f"/v1/jobs/{job_id}/result").content
+
+    def models(self) -> list[dict[str, Any]]:
+        """What the workers serve: name, version, task, input, metrics, ... per model."""
+        return self._get("/v1/models")["models"]
+
+    def model(self, name: str) -> dict[str, Any]:
+        return self._get(f"/v1/models/{name}")
+
+    def health(self) -> dict[str, Any]:
+        return self._get("/healthz")
+
+    def ready(self) -> dict[str, Any]:
+        """``{"status": "ready" | "not ready", "checks": {...}}`` (a 503 is not raised)."""
+        body: dict[str, Any] = self._request("GET", "/readyz", ok=(200, 503)).json()
+        return body

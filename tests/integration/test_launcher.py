@@ -1,0 +1,101 @@
+"""``make run``'s launcher (``python -m services.local``) as a user meets it: it fails fast with
+one line naming the cause, and Ctrl-C stops everything in order without a traceback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.local import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def launch(tmp_path: Path, port: int, **env: str) -> subprocess.Popen[str]:
+    """The launcher in a session of its own, as a terminal's foreground job would be."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.local", "--port", str(port), "--var-dir", str(tmp_path)],
+        env={**os.environ, "S2I_REDIS_URL": "", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def finish(proc: subprocess.Popen[str], timeout: float) -> tuple[int, str, float]:
+    start = time.monotonic()
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out, time.monotonic() - start
+
+
+def error_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if " ERROR " in line]
+
+
+def test_unreachable_redis_is_named_within_seconds(tmp_path: Path) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    code, out, took = finish(launch(tmp_path, free_port(), S2I_REDIS_URL=url), 30)
+    assert code == 2
+    assert took < 15
+    (line,) = error_lines(out)
+    assert f"Redis at {url} is unreachable" in line
+    assert "Traceback" not in out
+
+
+def test_port_in_use_is_named(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, out, took = finish(launch(tmp_path, port), 30)
+    assert code == 2
+    assert took < 15
+    (line,) = error_lines(out)
+    assert f"port {port} is in use" in line
+
+
+def test_unwritable_model_folder_is_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    models = blocker / "models"
+    code, out, _ = finish(launch(tmp_path, free_port(), S2I_MODEL_ROOT=str(models)), 30)
+    assert code == 2
+    (line,) = error_lines(out)
+    assert f"model folder {models} is not writable" in line
+
+
+def test_ctrl_c_stops_api_then_worker_then_redis_without_tracebacks(tmp_path: Path) -> None:
+    port = free_port()
+    proc = launch(tmp_path, port)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "the stack did not get ready"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the terminal's process group
+        code, out, _ = finish(proc, 60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert code == 0
+    stopped = [line.rsplit("stopped ", 1)[1] for line in out.splitlines() if " stopped " in line]
+    assert stopped == ["api", "worker0", "redis"], out
+    for log in (tmp_path / "logs").glob("*.log"):
+        text = log.read_text(errors="replace")
+        assert "Traceback" not in text, f"{log.name}:\n{text[-2000:]}"
+        assert "ConnectionError" not in text, log.name
