@@ -4,20 +4,41 @@ PY := $(VENV)/bin/python
 # torch is installed on its own: a plain `torch` requirement would pull the newest CUDA build.
 TORCH_SPEC ?= torch==2.14.1
 PYTEST_ARGS ?=
+PORT ?= 8000
+TRAINER ?=
 
-.PHONY: venv run test lint format lint-deploy bench clean
+.PHONY: venv serving-venv trainer-venv run test lint format lint-deploy bench clean
 
-$(VENV)/.installed: pyproject.toml
+# serving only (API, ONNX Runtime worker, local Redis): no torch
+$(VENV)/.serving: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[api,worker,local]"
+	touch $@
+
+# + training, exporting and the trainer service
+$(VENV)/.trainer: $(VENV)/.serving
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[api,worker,local,trainer,fid]"
+	touch $@
+
+# everything the tests and linters need
+$(VENV)/.installed: $(VENV)/.serving
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
+serving-venv: $(VENV)/.serving
+trainer-venv: $(VENV)/.trainer
 venv: $(VENV)/.installed
 
-run: $(VENV)/.installed
-	$(PY) -m services.local
+ifeq ($(TRAINER),1)
+run: $(VENV)/.trainer
+	$(PY) -m services.local --port $(PORT) --trainer
+else
+run: $(VENV)/.serving
+	$(PY) -m services.local --port $(PORT)
+endif
 
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)

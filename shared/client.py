@@ -296,19 +296,22 @@ class Sketch2ImageClient:
         version: int | None = None,
         format: str = "png",
         keep_aspect: bool = False,
+        output_size: str | None = None,
         style: int | None = None,
         timeout: float | None = None,
         idempotency_key: str | None = None,
-        **extra: str | int | float | bool | None,
+        **extra_fields: str | int | float | bool | None,
     ) -> TranslateResult:
         """Translate ``image`` (bytes or a file) and wait for it.
 
-        ``timeout`` is the server-side deadline (504 after it); ``extra`` fields (e.g.
-        ``output_size="input"``) are sent as they are, like the optional ones, only when given.
+        ``output_size``: "model" (the server's default) or "input" (the input's width and
+        height); ``timeout`` is the server-side deadline (504 after it); ``extra_fields`` are sent
+        as they are. Optional fields are sent only when given.
         """
         r = self._submit(
             image, False, idempotency_key, model=model, version=version, format=format,
-            keep_aspect=keep_aspect or None, style=style, timeout=timeout, **extra,
+            keep_aspect=keep_aspect or None, output_size=output_size, style=style,
+            timeout=timeout, **extra_fields,
         )  # fmt: skip
         return TranslateResult.from_response(r)
 
@@ -320,15 +323,17 @@ class Sketch2ImageClient:
         version: int | None = None,
         format: str = "png",
         keep_aspect: bool = False,
+        output_size: str | None = None,
         style: int | None = None,
         timeout: float | None = None,
         idempotency_key: str | None = None,
-        **extra: str | int | float | bool | None,
+        **extra_fields: str | int | float | bool | None,
     ) -> JobStatus:
         """Queue a translation (202); follow it with :meth:`wait` and :meth:`result`."""
         r = self._submit(
             image, True, idempotency_key, model=model, version=version, format=format,
-            keep_aspect=keep_aspect or None, style=style, timeout=timeout, **extra,
+            keep_aspect=keep_aspect or None, output_size=output_size, style=style,
+            timeout=timeout, **extra_fields,
         )  # fmt: skip
         return JobStatus.from_json(r.json())
 

@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--format", choices=FORMATS, default="png", help="output format (png)")
     t.add_argument("--style", type=int, help="drawing style, for models that take one")
     t.add_argument("--keep-aspect", action="store_true", help="keep the input's aspect ratio")
+    t.add_argument(
+        "--output-size",
+        choices=["model", "input"],
+        help="model: the model's size (default); input: the input's width and height",
+    )
 
     g = sub.add_parser("generate", help="generate images with a generate model")
     g.add_argument("model", metavar="MODEL")
@@ -107,6 +112,7 @@ def run(args: argparse.Namespace, client: Sketch2ImageClient) -> None:
             version=args.model_version,
             format=args.format,
             keep_aspect=args.keep_aspect,
+            output_size=args.output_size,
             style=args.style,
         )
         out.write_bytes(result.image)

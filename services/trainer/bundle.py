@@ -10,6 +10,7 @@ with no torch):
   Cast back to float32 in front of it. ONNX Runtime folds the casts when the session is built,
   so inference is plain fp32 at half the file size; ``check_parity`` bounds the difference;
 - ``manifest.json``: the version's manifest (metrics, compute, input spec), less its files;
+  with ``--eval FILE`` (the JSON of ``compare``) its metrics are that evaluation's;
 - ``netD.safetensors`` (with ``--checkpoint``): the run's discriminator(s) in fp16, so
   ``--init-from <name>`` continues training from what the repository holds: netG comes from
   the ONNX weights, whose names are the generator's state-dict keys (``weights.py``).
@@ -71,8 +72,10 @@ def bundle_version(
     *,
     out_root: Path = BUNDLED_ROOT,
     checkpoint: Path | None = None,
+    evaluation: dict[str, float] | None = None,
 ) -> Path:
-    """Write ``out_root/<name>/`` from a published version (see the module doc)."""
+    """Write ``out_root/<name>/`` from a published version (see the module doc);
+    ``evaluation``: metrics to ship instead of the version's (e.g. from ``compare --json``)."""
     manifest = registry.manifest(name, version)
     source = registry.version_dir(name, manifest.version) / ONNX_FILE
     out = out_root / name
@@ -82,6 +85,10 @@ def bundle_version(
     if diff > PARITY_ATOL:
         raise ValueError(f"{name}: fp16 weights change the output by {diff:.2e} > {PARITY_ATOL}")
     data = manifest.model_dump(mode="json", exclude={"files", "version", "parent_version"})
+    if data.get("dataset"):  # a name, not a path of the machine it was trained on
+        data["dataset"] = Path(str(data["dataset"])).name
+    if evaluation is not None:  # `compare --json` figures replace the in-training ones
+        data["metrics"] = {k: float(v) for k, v in evaluation.items()}
     data["metrics"]["fp16_max_abs_diff"] = diff
     (out / MANIFEST_FILE).write_text(json.dumps(data, indent=2) + "\n")
     if checkpoint is not None:

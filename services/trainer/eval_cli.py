@@ -10,6 +10,7 @@ See ``services.trainer.evaluation.compare`` for what is measured and how.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -55,6 +56,11 @@ def _configure_bundle(p: argparse.ArgumentParser) -> None:
     p.add_argument("--version", type=int, help="default: the served version")
     p.add_argument("--checkpoint", type=Path, help="also keep this run's discriminator(s)")
     p.add_argument("--out-root", type=Path, help="default: the package's shared/bundled")
+    p.add_argument(
+        "--eval",
+        type=Path,
+        help="a `compare --json` file: ship its metrics for this model (key NAME or NAME@V)",
+    )
 
 
 @add_command(
@@ -67,9 +73,17 @@ def _bundle(args: argparse.Namespace) -> int:
     from shared.bundled import BUNDLED_ROOT
 
     registry = Registry(args.model_root or get_settings().model_root)
+    evaluation = None
+    if args.eval is not None:
+        results = json.loads(args.eval.read_text())
+        keys = [k for k in results if k == args.model or k.startswith(f"{args.model}@")]
+        if not keys:
+            sys.stderr.write(f"error: {args.eval} has no entry for {args.model}\n")
+            return 2
+        evaluation = results[keys[-1]]
     out = bundle_version(
         registry, args.model, args.version, out_root=args.out_root or BUNDLED_ROOT,
-        checkpoint=args.checkpoint,
+        checkpoint=args.checkpoint, evaluation=evaluation,
     )  # fmt: skip
     sys.stdout.write(f"{out}\n")
     return 0

@@ -1,0 +1,98 @@
+"""Every model shipped in the package gives, on fixed inputs, the output stored beside the test.
+
+An accidental change of weights (a re-bundle, a corrupted file) or of preprocessing (fit,
+resize filter, condition planes) changes the outputs beyond float rounding and fails here. After
+a deliberate change, rewrite the references: ``S2I_UPDATE_REFERENCES=1 pytest <this file>``.
+Also: all the weights in the repository together stay within the 100 MB budget.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from shared.backends import load_backend
+from shared.bundled import BUNDLED_ROOT, MANIFEST_FILE, bundled_names
+from shared.image_ops import from_array
+from shared.manifest import Manifest
+from shared.model_input import model_input
+
+DATA = Path(__file__).parents[1] / "data"
+REFERENCES = DATA / "bundled_reference"
+INPUTS = {
+    "sketch2photo": ["fs2k/sketch1-sketch0001.jpg", "fs2k/sketch3-sketch0154.jpg"],
+    "photo2sketch": ["fs2k/photo1-image0001.jpg", "fs2k/photo3-image0154.jpg"],
+}
+REPO = Path(__file__).parents[2]
+WEIGHT_SUFFIXES = {".onnx", ".safetensors", ".pt", ".ts", ".pth"}
+WEIGHT_BUDGET_BYTES = 100 * 1024 * 1024
+UPDATE = os.environ.get("S2I_UPDATE_REFERENCES") == "1"
+
+
+def outputs(name: str) -> dict[str, np.ndarray]:
+    """{"<input>[@<condition>]": (H, W, 3) uint8} for the model's fixed inputs."""
+    manifest = Manifest.model_validate_json((BUNDLED_ROOT / name / MANIFEST_FILE).read_text())
+    spec = manifest.input
+    conditions: list[str | None] = list(spec.condition_values) if spec.condition else [None]
+    backend = load_backend(BUNDLED_ROOT / name, manifest, prefer="onnx", intra_op_threads=1)
+    out = {}
+    try:
+        for rel in INPUTS[manifest.task]:
+            with Image.open(DATA / rel) as img:
+                rgb = img.convert("RGB")
+            for cond in conditions:
+                y = backend.run(model_input(rgb, spec, cond)[None])[0]
+                key = Path(rel).stem + (f"@{cond}" if cond else "")
+                out[key] = np.asarray(from_array(y))
+    finally:
+        backend.close()
+    return out
+
+
+@pytest.mark.parametrize("name", bundled_names())
+def test_bundled_model_reproduces_its_reference_outputs(name: str) -> None:
+    got = outputs(name)
+    path = REFERENCES / f"{name}.npz"
+    if UPDATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, **got)
+    with np.load(path, allow_pickle=False) as ref:
+        assert sorted(ref.files) == sorted(got)
+        for key, expected in got.items():
+            diff = np.abs(ref[key].astype(np.int16) - expected.astype(np.int16))
+            # 8-bit levels: float rounding across CPUs moves a few pixels by a level or two
+            assert diff.max() <= 3, (name, key, int(diff.max()))
+            assert diff.mean() < 0.05, (name, key, float(diff.mean()))
+            assert expected.std() > 10, (name, key)  # not blank
+
+
+def test_every_bundled_model_has_a_reference() -> None:
+    names = set(bundled_names())
+    assert names, "no bundled models"
+    assert {p.stem for p in REFERENCES.glob("*.npz")} == names
+
+
+def test_bundled_manifests_say_what_users_see_in_get_models() -> None:
+    for name in bundled_names():
+        manifest = json.loads((BUNDLED_ROOT / name / MANIFEST_FILE).read_text())
+        assert manifest["name"] == name
+        assert manifest["metrics"], name
+        assert manifest["compute"].get("cpu_hours", 0) > 0, name
+        assert manifest["dataset"], name
+
+
+def test_all_weights_in_the_repository_fit_the_budget() -> None:
+    tracked = [
+        p
+        for p in REPO.rglob("*")
+        if p.suffix in WEIGHT_SUFFIXES
+        and p.is_file()
+        and not {".venv", "var", ".git", "node_modules"} & set(p.relative_to(REPO).parts)
+    ]
+    total = sum(p.stat().st_size for p in tracked)
+    assert total <= WEIGHT_BUDGET_BYTES, f"{total / 2**20:.1f} MB in {len(tracked)} files"
