@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from celery import Celery
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
@@ -35,12 +36,35 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def _presented_key(x_api_key: str | None, authorization: str | None) -> str | None:
-    if x_api_key:
-        return x_api_key
-    if authorization and authorization.lower().startswith("bearer "):
-        return authorization[7:].strip()
-    return None
+# The security schemes of the OpenAPI schema (a route needs one of its two): the key in
+# X-API-Key, or the same key as `Authorization: Bearer <key>`. Not auto_error: with no keys
+# configured nothing is needed, and a missing key is a problem+json 401 from _check.
+API_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="ApiKey",
+    description="An API key (`S2I_API_KEYS`; admin keys work too). Needed only when the server "
+    "has API keys configured.",
+    auto_error=False,
+)
+ADMIN_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="AdminApiKey",
+    description="An admin API key (`S2I_ADMIN_API_KEYS`), for `/v1/trainings`",
+    auto_error=False,
+)
+BEARER = HTTPBearer(
+    scheme_name="BearerAuth",
+    description="The same keys as `Authorization: Bearer <key>`: an API key, or an admin key "
+    "for `/v1/trainings`",
+    auto_error=False,
+)
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
+
+
+def _presented_key(
+    x_api_key: str | None, bearer: HTTPAuthorizationCredentials | None
+) -> str | None:
+    return x_api_key or (bearer.credentials if bearer is not None else None)
 
 
 def _check(keys: list[str], presented: str | None, what: str) -> None:
@@ -58,21 +82,21 @@ def _check(keys: list[str], presented: str | None, what: str) -> None:
 
 async def require_api_key(
     state: StateDep,
-    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_api_key: Annotated[str | None, Security(API_KEY_HEADER)],
+    bearer: BearerDep,
 ) -> None:
     s = state.settings
     _check(
         [*s.api_keys, *s.admin_api_keys] if s.api_keys else [],
-        _presented_key(x_api_key, authorization),
+        _presented_key(x_api_key, bearer),
         "an API key",
     )
 
 
 async def require_admin_key(
     state: StateDep,
-    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_api_key: Annotated[str | None, Security(ADMIN_KEY_HEADER)],
+    bearer: BearerDep,
 ) -> None:
     keys = state.settings.admin_api_keys
     if not keys:
@@ -82,7 +106,7 @@ async def require_admin_key(
             "Admin endpoints are disabled",
             "set S2I_ADMIN_API_KEYS to enable training runs through the API",
         )
-    _check(keys, _presented_key(x_api_key, authorization), "an admin API key")
+    _check(keys, _presented_key(x_api_key, bearer), "an admin API key")
 
 
 ApiKeyDep = Depends(require_api_key)

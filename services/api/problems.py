@@ -8,6 +8,7 @@ and unexpected exceptions into problem documents a person can act on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -24,6 +25,15 @@ log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:sketch2image:problem:"
+# the body's schema: services.api.schemas.Problem, put under components by main's openapi()
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+
+# what many endpoints can answer, as the schema words it
+UNAUTHORIZED = "Missing or wrong API key (only when the server has API keys: `S2I_API_KEYS`)"
+REDIS_DOWN = "Redis unreachable (see Retry-After)"
+RETRY_AFTER_HEADER = {
+    "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
+}
 
 # error kinds (from images, jobs) -> (status, type slug, title)
 KINDS: dict[str, tuple[int, str, str]] = {
@@ -75,6 +85,24 @@ class Problem(Exception):
         return JSONResponse(
             body, status_code=self.status, headers=self.headers, media_type=PROBLEM_MEDIA_TYPE
         )
+
+
+def problem_responses(
+    statuses: Mapping[int, str], *, retry_after: Iterable[int] = (429, 503)
+) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` entries for a route: each status an ``application/problem+json``
+    :class:`~services.api.schemas.Problem` (with a ``Retry-After`` header where it has one)."""
+    with_retry = set(retry_after)
+    out: dict[int | str, dict[str, Any]] = {}
+    for status, description in sorted(statuses.items()):
+        entry: dict[str, Any] = {
+            "description": description,
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
+        }
+        if status in with_retry:
+            entry["headers"] = RETRY_AFTER_HEADER
+        out[status] = entry
+    return out
 
 
 def unavailable(detail: str, retry_after: int) -> Problem:

@@ -58,7 +58,13 @@ class GenerateRequest(BaseModel):
     model: str = Field(..., pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
     version: int | None = Field(None, ge=1)
     n: int = Field(1, ge=1, le=64, description="Images to generate (returned as one grid)")
-    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="Same seed, same images")
+    seed: int | None = Field(
+        None,
+        ge=0,
+        le=2**63 - 1,
+        description="Same seed, same images. Without one the API picks a random seed and "
+        "returns it in the `X-Seed` response header; send it back to reproduce the images.",
+    )
     class_name: str | None = Field(None, description="For class-conditional models, e.g. `cat`")
     format: OutputFormat = "png"
     timeout: float | None = Field(None, gt=0)
@@ -117,6 +123,38 @@ class TranslateResult(BaseModel):
     job: JobStatus
     media_type: str
     image: str = Field(..., description="The result image, base64-encoded")
+
+
+class ProblemFieldError(BaseModel):
+    field: str = Field(
+        description="The invalid field: a body field (`n`, `model`), or `query.<name>`, "
+        "`path.<name>`, `header.<name>`; empty for the body as a whole"
+    )
+    message: str
+
+
+class Problem(BaseModel):
+    """An error, sent as `application/problem+json` (RFC 9457)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(
+        description="Stable identifier of the kind of error, `urn:sketch2image:problem:<slug>`",
+        examples=["urn:sketch2image:problem:invalid-request"],
+    )
+    title: str = Field(description="Short summary of the kind of error")
+    status: int = Field(description="The HTTP status code")
+    detail: str = Field(description="What went wrong this time, and what to do about it")
+    instance: str | None = Field(None, description="The request path")
+    errors: list[ProblemFieldError] | None = Field(
+        None, description="422 on invalid fields: each field and what is wrong with it"
+    )
+    job_id: str | None = Field(None, description="The job it is about, if any")
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str] = Field(description="Redis and worker checks, in words")
 
 
 class ModelInfo(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from typing import Any
 
 from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -32,6 +33,47 @@ from shared.jobs import (
 )
 
 log = logging.getLogger(__name__)
+
+# The OpenAPI description of what job_headers() and result_response() send
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+RESULT_CONTENT: dict[str, Any] = {
+    # the image (the answer unless the client asks for JSON) comes first, with a binary
+    # schema; application/octet-stream is for generators that know no image/* type
+    # (openapi-python-client models the first type it knows, and sends Accept: */*)
+    "image/png": _BINARY,
+    "image/jpeg": _BINARY,
+    "image/webp": _BINARY,
+    "application/octet-stream": _BINARY,
+    "application/json": {"schema": {"$ref": "#/components/schemas/TranslateResult"}},
+}
+RESULT_DESCRIPTION = (
+    "The result image, in the requested `format` (`Content-Type` names it). "
+    "`Accept: application/json` (without image types) gives JSON with the image in base64 "
+    "instead; `Accept: application/octet-stream` the same bytes as `application/octet-stream`."
+)
+
+
+def _header(description: str, type_: str = "string") -> dict[str, Any]:
+    return {"description": description, "schema": {"type": type_}}
+
+
+JOB_HEADERS: dict[str, dict[str, Any]] = {
+    "X-Job-Id": _header("The job's id: `GET /v1/jobs/{id}`"),
+    "X-Model": _header("The model that ran it (for `model=auto`: the one it chose)"),
+    "X-Model-Version": _header("The version that ran it (or was pinned)", "integer"),
+    "X-Queue-Ms": _header("Milliseconds from submission to the start of the run", "number"),
+    "X-Compute-Ms": _header("Milliseconds the model ran", "number"),
+}
+ROUTED_BY_HEADER = {
+    "X-Routed-By": _header("`model=auto` only: why it chose the model, e.g. `auto: drawing (0.93)`")
+}
+SEED_HEADER = {
+    "X-Seed": _header(
+        "Generate jobs: the seed they ran with (the request's, or the random one the API "
+        "picked); send it as `seed` to get the same images again",
+        "integer",
+    )
+}
 
 
 def _text(value: bytes | str) -> str:
@@ -151,6 +193,8 @@ def job_headers(job: JobRecord) -> dict[str, str]:
         headers["X-Compute-Ms"] = f"{job.compute_ms:.1f}"
     if job.routed_by:
         headers["X-Routed-By"] = job.routed_by
+    if job.kind == "generate" and job.seed is not None:
+        headers["X-Seed"] = str(job.seed)
     return headers
 
 
@@ -180,7 +224,7 @@ def failure(job: JobRecord) -> Problem:
 
 
 async def result_response(state: AppState, request: Request, job: JobRecord) -> Response:
-    """The finished job's image (or JSON with base64 when the client accepts JSON)."""
+    """The finished job's image (or JSON with base64 when the client accepts JSON only)."""
     if job.state is not JobState.succeeded:
         raise failure(job)
     payload = await state.redis.get(result_key(job.id))
@@ -204,6 +248,8 @@ async def result_response(state: AppState, request: Request, job: JobRecord) -> 
             ).decode(),
         )
         return JSONResponse(body.model_dump(mode="json"), headers=headers)
+    if "application/octet-stream" in accept and "image/" not in accept and "*/*" not in accept:
+        media_type = "application/octet-stream"
     return Response(payload, media_type=media_type, headers=headers)
 
 

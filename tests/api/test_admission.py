@@ -17,7 +17,7 @@ from shared.settings import Settings
 from tests.images import sketch_png
 
 
-def fake_heartbeat(redis: Redis, models: dict[str, int]) -> None:
+def fake_heartbeat(redis: Redis, models: dict[str, int], task: str = "sketch2photo") -> None:
     """What a live worker announces (this one never consumes the queue)."""
     beat = {
         "worker": "idle-worker",
@@ -25,7 +25,7 @@ def fake_heartbeat(redis: Redis, models: dict[str, int]) -> None:
             name: {
                 "name": name,
                 "version": v,
-                "task": "sketch2photo",
+                "task": task,
                 "architecture": "unet",
                 "recipe": "pix2pix",
                 "input": {"height": 128, "width": 128},

@@ -52,3 +52,24 @@ def test_generate_rejects_bad_requests(client: httpx.Client, catdog: str) -> Non
     assert too_many.status_code == 422
     unknown = client.post("/v1/generate", json={"model": "nope"})
     assert unknown.status_code == 404
+
+
+def test_x_seed_reproduces_a_random_generation(client: httpx.Client, catdog: str) -> None:
+    first = client.post("/v1/generate", json={"model": catdog, "n": 2})
+    assert first.status_code == 200, first.text
+    seed = int(first.headers["x-seed"])  # the API picked it: the request had none
+    again = client.post("/v1/generate", json={"model": catdog, "n": 2, "seed": seed})
+    assert again.headers["x-seed"] == str(seed)
+    assert again.content == first.content
+    queued = client.post("/v1/generate", params={"async": "true"}, json={"model": catdog})
+    assert queued.status_code == 202, queued.text
+    deadline = time.monotonic() + 30
+    while (result := client.get(f"/v1/jobs/{queued.json()['id']}/result")).status_code == 409:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert result.status_code == 200, result.text
+    assert result.headers["x-seed"] == queued.headers["x-seed"]
+    seed = int(result.headers["x-seed"])
+    assert client.post("/v1/generate", json={"model": catdog, "seed": seed}).content == (
+        result.content
+    )

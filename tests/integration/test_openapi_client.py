@@ -1,11 +1,13 @@
-"""A client generated from the running service's /openapi.json by openapi-python-client builds
-and can call POST /v1/translate (multipart and JSON bodies)."""
+"""A client generated from the running service's /openapi.json by openapi-python-client builds,
+calls POST /v1/translate (multipart and JSON bodies) with its default headers and gets the
+image, and parses the API's problem+json errors."""
 
 from __future__ import annotations
 
 import base64
 import importlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -75,20 +77,21 @@ def body_class(module: ModuleType, suffix: str) -> Any:
     return vars(module)[names[0]]
 
 
-def json_client(package: ModuleType, stack: LocalStack) -> Any:
+def default_client(package: ModuleType, stack: LocalStack, **kwargs: Any) -> Any:
+    """The generated Client as a user would make it: no Accept header of its own."""
     client_mod = importlib.import_module(f"{PACKAGE}.client")
-    # the 200 answer is an image unless the client asks for JSON (see the xfail test below)
     return client_mod.Client(
         base_url=stack.base_url,
-        headers={"Accept": "application/json"},
         timeout=httpx.Timeout(60),
         raise_on_unexpected_status=True,
+        **kwargs,
     )
 
 
-def decoded(result: Any) -> Image.Image:
-    assert result.media_type == "image/png"
-    return Image.open(io.BytesIO(base64.b64decode(result.image)))
+def image_of(parsed: Any) -> Image.Image:
+    """The generated code models the 200 answer as a File (the image's bytes)."""
+    assert type(parsed).__name__ == "File", type(parsed)
+    return Image.open(parsed.payload)
 
 
 def test_generated_client_translates_a_multipart_upload(
@@ -101,52 +104,74 @@ def test_generated_client_translates_a_multipart_upload(
         image=file_type(payload=io.BytesIO(sketch_png()), file_name="s.png", mime_type="image/png"),
         model="sketch2photo",
     )
-    response = translate.sync_detailed(client=json_client(generated, stack), body=body)
+    response = translate.sync_detailed(client=default_client(generated, stack), body=body)
     assert response.status_code == 200, response.content[:500]
     assert response.headers["x-model"] == "sketch2photo"
-    assert decoded(response.parsed).size == (128, 128)
+    assert response.headers["content-type"] == "image/png"
+    assert image_of(response.parsed).size == (128, 128)
 
 
-def test_generated_client_translates_a_json_body(generated: ModuleType, stack: LocalStack) -> None:
-    translate = translate_module(generated)
-    body = body_class(translate, "TranslateJSON")(
-        image=base64.b64encode(sketch_png(1)).decode(), model="sketch2photo"
-    )
-    response = translate.sync_detailed(client=json_client(generated, stack), body=body)
-    assert response.status_code == 200, response.content[:500]
-    assert response.parsed.job.state.value == "succeeded"
-    assert decoded(response.parsed).format == "PNG"
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,  # UnicodeDecodeError from response.json() on PNG bytes
-    reason="the 200 response of POST /v1/translate lists image/png first and JSON "
-    "(TranslateResult) second; the generator models only the JSON one, sends no Accept header, "
-    "and the server answers image/png, which the generated code then parses with .json()",
-)
 def test_generated_client_with_default_headers_parses_the_image_answer(
     generated: ModuleType, stack: LocalStack
 ) -> None:
     translate = translate_module(generated)
-    client = importlib.import_module(f"{PACKAGE}.client").Client(base_url=stack.base_url)
+    jpeg = importlib.import_module(f"{PACKAGE}.models").TranslateJSONFormat.JPEG
     body = body_class(translate, "TranslateJSON")(
-        image=base64.b64encode(sketch_png()).decode(), model="sketch2photo"
+        image=base64.b64encode(sketch_png(1)).decode(), model="sketch2photo", format_=jpeg
     )
-    translate.sync_detailed(client=client, body=body)
+    response = translate.sync_detailed(client=default_client(generated, stack), body=body)
+    assert response.status_code == 200, response.content[:500]
+    assert response.headers["content-type"] == "image/jpeg"
+    image = image_of(response.parsed)
+    assert image.format == "JPEG"
+    assert image.size == (128, 128)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="FastAPI documents every 422 as application/json HTTPValidationError "
-    "({detail: [ValidationError]}) but the API answers application/problem+json with a string "
-    "`detail`; the generated HTTPValidationError.from_dict iterates that string and fails",
-)
+def test_generated_models_parse_the_json_answer(generated: ModuleType, stack: LocalStack) -> None:
+    """Under Accept: application/json the answer is TranslateResult; the generated code hands
+    its bytes over as a File (it models the first documented type), the generated model
+    parses them."""
+    translate = translate_module(generated)
+    result_model = importlib.import_module(f"{PACKAGE}.models").TranslateResult
+    body = body_class(translate, "TranslateJSON")(
+        image=base64.b64encode(sketch_png(2)).decode(), model="sketch2photo"
+    )
+    client = default_client(generated, stack, headers={"Accept": "application/json"})
+    response = translate.sync_detailed(client=client, body=body)
+    assert response.status_code == 200, response.content[:500]
+    assert response.headers["content-type"] == "application/json"
+    result = result_model.from_dict(json.loads(response.content))
+    assert result.job.state.value == "succeeded"
+    assert result.media_type == "image/png"
+    assert Image.open(io.BytesIO(base64.b64decode(result.image))).format == "PNG"
+
+
+def api_module(package: ModuleType, tag: str, operation_id: str) -> ModuleType:
+    return importlib.import_module(f"{PACKAGE}.api.{tag}.{operation_id}")
+
+
 def test_generated_client_parses_a_422_problem(generated: ModuleType, stack: LocalStack) -> None:
-    root = Path(generated.__file__ or "").parent
-    (found,) = root.glob("api/jobs/get_job*.py")
-    get_job = importlib.import_module(f"{PACKAGE}.api.jobs.{found.stem}")
-    client = importlib.import_module(f"{PACKAGE}.client").Client(base_url=stack.base_url)
-    response = get_job.sync_detailed("not-a-job-id", client=client)
+    generate = api_module(generated, "inference", "generate")
+    request = importlib.import_module(f"{PACKAGE}.models").GenerateRequest
+    response = generate.sync_detailed(
+        client=default_client(generated, stack), body=request(model="sketch2photo", n=1000)
+    )
     assert response.status_code == 422
+    problem = response.parsed
+    assert type(problem).__name__ == "Problem"
+    assert problem.status == 422
+    assert problem.type_ == "urn:sketch2image:problem:invalid-request"
+    assert "n:" in problem.detail
+    assert [e.field for e in problem.errors] == ["n"]
+
+
+def test_generated_client_parses_a_404_problem_for_a_malformed_job_id(
+    generated: ModuleType, stack: LocalStack
+) -> None:
+    get_job = api_module(generated, "jobs", "get_job")
+    response = get_job.sync_detailed("not-a-job-id", client=default_client(generated, stack))
+    assert response.status_code == 404
+    problem = response.parsed
+    assert type(problem).__name__ == "Problem"
+    assert problem.type_ == "urn:sketch2image:problem:unknown-job"
+    assert problem.instance == "/v1/jobs/not-a-job-id"

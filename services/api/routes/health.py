@@ -8,11 +8,13 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.api.deps import StateDep
+from services.api.problems import RETRY_AFTER_HEADER
+from services.api.schemas import Readiness
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness: the API process answers")
+@router.get("/healthz", summary="Liveness: the API process answers", operation_id="healthz")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -20,7 +22,11 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="Readiness: Redis reachable and at least one worker serving a model",
-    responses={503: {"description": "Not ready"}},
+    operation_id="readyz",
+    response_model=Readiness,
+    responses={
+        503: {"description": "Not ready", "model": Readiness, "headers": RETRY_AFTER_HEADER}
+    },
 )
 async def readyz(state: StateDep) -> JSONResponse:
     checks: dict[str, str] = {}
@@ -41,7 +47,18 @@ async def readyz(state: StateDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics (API and cluster-wide serving)")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (API and cluster-wide serving)",
+    operation_id="metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def metrics(state: StateDep) -> Response:
     body = await run_in_threadpool(generate_latest, state.metrics)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

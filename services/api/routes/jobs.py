@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Path, Request, Response
 
 from services.api import submit
 from services.api.deps import ApiKeyDep, AppState, StateDep
-from services.api.problems import PROBLEM_MEDIA_TYPE, Problem
+from services.api.problems import REDIS_DOWN, UNAUTHORIZED, Problem, problem_responses
 from services.api.schemas import JobStatus
 from services.api.waiter import read_job
 from shared.jobs import (
@@ -23,10 +24,21 @@ from shared.jobs import (
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep])
 
-JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The id from X-Job-Id")]
+# no pattern on the path parameter: a malformed id is a job that does not exist (404), not
+# an invalid request (422)
+JobId = Annotated[str, Path(description="The id from X-Job-Id (32 hexadecimal digits)")]
+JOB_ID = re.compile(r"[0-9a-f]{32}")
+UNKNOWN_JOB = "Unknown job: it never existed (or the id is malformed) or it expired"
 
 
 async def load_job(state: AppState, job_id: str) -> JobRecord:
+    if not JOB_ID.fullmatch(job_id):
+        raise Problem(
+            404,
+            "unknown-job",
+            "Unknown job",
+            f"no job {job_id[:64]!r}: job ids are 32 lowercase hexadecimal digits (X-Job-Id)",
+        )
     job = await read_job(state.redis, job_id)
     if job is None:
         raise Problem(
@@ -38,7 +50,12 @@ async def load_job(state: AppState, job_id: str) -> JobRecord:
     return job
 
 
-@router.get("/{job_id}", summary="A job's state and timings")
+@router.get(
+    "/{job_id}",
+    summary="A job's state and timings",
+    operation_id="get_job",
+    responses=problem_responses({401: UNAUTHORIZED, 404: UNKNOWN_JOB, 503: REDIS_DOWN}),
+)
 async def get_job(job_id: JobId, state: StateDep) -> JobStatus:
     return JobStatus.of(await load_job(state, job_id))
 
@@ -46,10 +63,33 @@ async def get_job(job_id: JobId, state: StateDep) -> JobStatus:
 @router.get(
     "/{job_id}/result",
     summary="A finished job's image",
+    description="A job that failed answers the problem it failed with, as `POST /v1/translate` "
+    "or `POST /v1/generate` would have (e.g. 404 unknown-model, 500 internal-error, "
+    "504 deadline-exceeded), with its `job_id`.",
+    operation_id="get_job_result",
     response_class=Response,
     responses={
-        200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
-        409: {"description": "Not finished yet (see Retry-After)"},
+        200: {
+            "description": submit.RESULT_DESCRIPTION,
+            "content": submit.RESULT_CONTENT,
+            "headers": {**submit.JOB_HEADERS, **submit.ROUTED_BY_HEADER, **submit.SEED_HEADER},
+        },
+        **problem_responses(
+            {
+                400: "The job failed: its image could not be read",
+                401: UNAUTHORIZED,
+                404: f"{UNKNOWN_JOB}; or the job failed: unknown model or version",
+                409: "Not finished yet (see Retry-After)",
+                410: "The job was canceled, its input expired before it ran, or its result expired",
+                413: "The job failed: its image is too large",
+                415: "The job failed: its image format is not supported",
+                422: "The job failed: the model does not take its condition (`style`)",
+                500: "The job failed inside the worker",
+                503: REDIS_DOWN,
+                504: "The job's deadline passed before it ran or finished",
+            },
+            retry_after=(409, 503),
+        ),
     },
 )
 async def get_result(job_id: JobId, state: StateDep, request: Request) -> Response:
@@ -69,12 +109,16 @@ async def get_result(job_id: JobId, state: StateDep, request: Request) -> Respon
 @router.delete(
     "/{job_id}",
     summary="Cancel a queued job",
-    responses={
-        409: {
-            "description": "Already running (it cannot be stopped midway) or already finished",
-            "content": {PROBLEM_MEDIA_TYPE: {}},
+    description="Canceling a canceled job answers 200 again.",
+    operation_id="cancel_job",
+    responses=problem_responses(
+        {
+            401: UNAUTHORIZED,
+            404: UNKNOWN_JOB,
+            409: "Already running (it cannot be stopped midway) or already finished",
+            503: REDIS_DOWN,
         }
-    },
+    ),
 )
 async def cancel_job(job_id: JobId, state: StateDep) -> JobStatus:
     job = await load_job(state, job_id)

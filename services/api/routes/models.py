@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 
 from services.api.deps import ApiKeyDep, StateDep
-from services.api.problems import Problem
+from services.api.problems import REDIS_DOWN, UNAUTHORIZED, Problem, problem_responses
 from services.api.schemas import ModelInfo, ModelList
 
 router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[ApiKeyDep])
@@ -17,7 +17,12 @@ def _info(name: str, entry: dict[str, Any]) -> ModelInfo:
     return ModelInfo.model_validate({**entry, "name": name})
 
 
-@router.get("", summary="Models served by the running workers")
+@router.get(
+    "",
+    summary="Models served by the running workers",
+    operation_id="list_models",
+    responses=problem_responses({401: UNAUTHORIZED, 503: REDIS_DOWN}),
+)
 async def list_models(state: StateDep) -> ModelList:
     view = await state.cluster.get()
     s = state.settings
@@ -30,7 +35,19 @@ async def list_models(state: StateDep) -> ModelList:
     )
 
 
-@router.get("/{name}", summary="One model: served version, task, input, metrics")
+@router.get(
+    "/{name}",
+    summary="One model: served version, task, input, metrics",
+    operation_id="get_model",
+    responses=problem_responses(
+        {
+            401: UNAUTHORIZED,
+            404: "No worker serves a model of that name",
+            422: "Not a model name (lowercase letters, digits and `-`)",
+            503: REDIS_DOWN,
+        }
+    ),
+)
 async def get_model(
     name: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")], state: StateDep
 ) -> ModelInfo:

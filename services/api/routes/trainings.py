@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.api.deps import AdminKeyDep, StateDep
-from services.api.problems import PROBLEM_MEDIA_TYPE, Problem
+from services.api.problems import REDIS_DOWN, Problem, problem_responses
 from shared.celery_app import TRAIN_TASK
 from shared.trainings import (
     RECIPE_NAMES,
@@ -27,6 +27,14 @@ from shared.trainings import (
 router = APIRouter(prefix="/v1/trainings", tags=["training"], dependencies=[AdminKeyDep])
 
 TrainingId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
+
+ADMIN_PROBLEMS = {
+    401: "Missing or wrong admin API key",
+    403: "Admin endpoints are disabled (the server has no `S2I_ADMIN_API_KEYS`)",
+    503: REDIS_DOWN,
+}
+UNKNOWN_TRAINING = "Unknown training run (or it expired)"
+MALFORMED_ID = "The training id is malformed (32 hexadecimal digits)"
 
 
 class TrainingRequest(BaseModel):
@@ -56,8 +64,23 @@ async def _load(state: StateDep, training_id: str) -> TrainingRecord:
     "",
     status_code=202,
     summary="Start a training run (queued on the trainer service)",
+    operation_id="start_training",
+    response_model=TrainingRecord,
     responses={
-        503: {"description": "No trainer service is running", "content": {PROBLEM_MEDIA_TYPE: {}}}
+        202: {
+            "description": "Queued: poll `Location`",
+            "headers": {
+                "Location": {"description": "The run to poll", "schema": {"type": "string"}}
+            },
+        },
+        **problem_responses(
+            {
+                **ADMIN_PROBLEMS,
+                422: "Invalid fields, an unknown recipe, an unacceptable dataset path, or "
+                "overrides of `recipe`, `data` or `run_dir`",
+                503: "No trainer service is running, or Redis is unreachable (see Retry-After)",
+            }
+        ),
     },
 )
 async def start_training(body: TrainingRequest, state: StateDep) -> JSONResponse:
@@ -103,7 +126,12 @@ async def start_training(body: TrainingRequest, state: StateDep) -> JSONResponse
     )
 
 
-@router.get("/{training_id}", summary="A run's state, epoch, losses, metrics, ETA, versions")
+@router.get(
+    "/{training_id}",
+    summary="A run's state, epoch, losses, metrics, ETA, versions",
+    operation_id="get_training",
+    responses=problem_responses({**ADMIN_PROBLEMS, 404: UNKNOWN_TRAINING, 422: MALFORMED_ID}),
+)
 async def get_training(training_id: TrainingId, state: StateDep) -> TrainingRecord:
     return await _load(state, training_id)
 
@@ -111,9 +139,21 @@ async def get_training(training_id: TrainingId, state: StateDep) -> TrainingReco
 @router.delete(
     "/{training_id}",
     summary="Cancel: a queued run at once (200), a running one at its next step (202)",
+    operation_id="cancel_training",
+    response_model=TrainingRecord,
     responses={
-        202: {"description": "Running: `canceling` until it stops with a resumable checkpoint"},
-        409: {"description": "The run already finished", "content": {PROBLEM_MEDIA_TYPE: {}}},
+        202: {
+            "description": "Running: `canceling` until it stops with a resumable checkpoint",
+            "model": TrainingRecord,
+        },
+        **problem_responses(
+            {
+                **ADMIN_PROBLEMS,
+                404: UNKNOWN_TRAINING,
+                409: "The run already finished",
+                422: MALFORMED_ID,
+            }
+        ),
     },
 )
 async def cancel_training(training_id: TrainingId, state: StateDep) -> JSONResponse:

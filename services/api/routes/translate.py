@@ -16,7 +16,7 @@ from starlette.formparsers import MultiPartException
 
 from services.api import submit
 from services.api.deps import ApiKeyDep, AppState, StateDep
-from services.api.problems import Problem
+from services.api.problems import UNAUTHORIZED, Problem, problem_responses
 from services.api.schemas import GenerateRequest, JobStatus, TranslateJSON, TranslateOptions
 from shared import images
 from shared.jobs import JobRecord, new_job_id
@@ -25,31 +25,56 @@ router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[ApiKeyDep])
 
 OPTION_FIELDS = tuple(TranslateOptions.model_fields)
 ROUTING_SIZE = 256  # smallest side the API decodes JPEGs at for validation and auto routing
-IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The result image (or JSON with base64 under `Accept: application/json`)",
-        "content": {
-            "image/png": {},
-            "image/jpeg": {},
-            "image/webp": {},
-            "application/json": {"schema": {"$ref": "#/components/schemas/TranslateResult"}},
+_LOCATION = {"Location": {"description": "The job to poll", "schema": {"type": "string"}}}
+
+
+def _responses(
+    job_headers: dict[str, Any], problems: dict[int, str]
+) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {
+            "description": submit.RESULT_DESCRIPTION,
+            "content": submit.RESULT_CONTENT,
+            "headers": job_headers,
         },
-    },
-    202: {"description": "Accepted (async): poll `Location`", "model": JobStatus},
-    **{
-        code: {"description": text, "content": {"application/problem+json": {}}}
-        for code, text in {
-            400: "Unreadable image",
-            404: "Unknown model or version",
-            413: "Image too large (bytes or pixels)",
-            415: "Unsupported image format or request body type",
-            422: "Invalid fields",
-            429: "Queue full (see Retry-After)",
-            503: "No worker or Redis unreachable (see Retry-After)",
-            504: "Deadline passed",
-        }.items()
-    },
+        202: {
+            "description": "Accepted (`Prefer: respond-async` or `?async=true`): poll `Location`",
+            "model": JobStatus,
+            "headers": {**_LOCATION, **job_headers},
+        },
+        **problem_responses(problems),
+    }
+
+
+_JOB_PROBLEMS = {
+    401: UNAUTHORIZED,
+    404: "Unknown model or version",
+    429: "Queue full (see Retry-After)",
+    500: "The job failed inside the worker",
+    503: "No inference worker is running, or Redis is unreachable (see Retry-After)",
+    504: "The deadline passed before the job finished",
 }
+TRANSLATE_RESPONSES = _responses(
+    {**submit.JOB_HEADERS, **submit.ROUTED_BY_HEADER},
+    {
+        **_JOB_PROBLEMS,
+        400: "Unreadable image, malformed multipart body, or `image` not valid base64",
+        410: "The job was canceled (a repeated Idempotency-Key can name a canceled job), "
+        "or its input or record expired before it ran",
+        413: "Image too large (bytes or pixels)",
+        415: "Unsupported image format or request body type",
+        422: "Invalid fields (e.g. a `style` the model does not take, a bad timeout)",
+    },
+)
+GENERATE_RESPONSES = _responses(
+    {**submit.JOB_HEADERS, **submit.SEED_HEADER},
+    {
+        **_JOB_PROBLEMS,
+        410: "The job was canceled (a repeated Idempotency-Key can name a canceled job), "
+        "or its record expired",
+        422: "Invalid fields, a `class_name` the model lacks, or a model that does not generate",
+    },
+)
 TRANSLATE_BODY = {
     "requestBody": {
         "required": True,
@@ -100,17 +125,19 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _invalid(exc: ValidationError) -> Problem:
+    errors = [
+        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+    ]
+    detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
+    return Problem(422, "invalid-request", "Some fields are invalid", detail, errors=errors)
+
+
 def _options(fields: dict[str, Any], model: type[TranslateOptions]) -> Any:
     try:
         return model.model_validate(fields)
     except ValidationError as exc:
-        errors = [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
-        ]
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        raise Problem(
-            422, "invalid-request", "Some fields are invalid", detail, errors=errors
-        ) from None
+        raise _invalid(exc) from None
 
 
 async def parse_translate(request: Request, state: AppState) -> tuple[bytes, TranslateOptions]:
@@ -143,12 +170,7 @@ async def parse_translate(request: Request, state: AppState) -> tuple[bytes, Tra
         try:
             parsed: TranslateJSON = TranslateJSON.model_validate_json(body)
         except ValidationError as exc:
-            raise Problem(
-                422,
-                "invalid-request",
-                "Some fields are invalid",
-                "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()),
-            ) from None
+            raise _invalid(exc) from None
         encoded = (
             parsed.image.split(",", 1)[1] if parsed.image.startswith("data:") else parsed.image
         )
@@ -197,7 +219,8 @@ async def _check_condition(state: AppState, model: str, field: str, value: str) 
 @router.post(
     "/translate",
     summary="Translate a sketch to a photo, or a photo to a sketch",
-    responses=IMAGE_RESPONSES,
+    operation_id="translate",
+    responses=TRANSLATE_RESPONSES,
     openapi_extra=TRANSLATE_BODY,
     response_class=Response,
 )
@@ -249,14 +272,19 @@ async def translate(
 @router.post(
     "/generate",
     summary="Generate images from noise (unconditional GAN or VAE models)",
-    responses=IMAGE_RESPONSES,
+    description="The seed the images came from is in `X-Seed` (with no `seed` in the request "
+    "the API picks a random one): send it as `seed` to get the same images again.",
+    operation_id="generate",
+    responses=GENERATE_RESPONSES,
     response_class=Response,
 )
 async def generate(
     request: Request,
     state: StateDep,
     body: GenerateRequest,
-    async_: Annotated[bool, Query(alias="async")] = False,
+    async_: Annotated[
+        bool, Query(alias="async", description="Answer 202 at once (like `Prefer: respond-async`)")
+    ] = False,
 ) -> Response:
     view = await state.cluster.get()
     info = view.models.get(body.model)
