@@ -44,7 +44,9 @@ class TranslateOptions(BaseModel):
         le=9,
         description="Drawing style for models conditioned on one (`photo2sketch`: FS2K's "
         "styles 1, 2, 3; `GET /v1/models` lists each model's `input.condition_values`). "
-        "Default: the model's default style.",
+        "Default: the model's default style. With `model=auto` it applies when the image is "
+        "routed to a model that takes a style and is dropped otherwise; a named model without "
+        "a style answers 422.",
     )
 
 

@@ -100,6 +100,26 @@ def wait_ready(proc: subprocess.Popen[str], port: int, timeout: float = 120) -> 
         time.sleep(0.3)
 
 
+def check_style(base: str) -> None:
+    """photo2sketch draws the style asked for; a style where none applies is handled."""
+    photo = (DATA / "fs2k/photo1-image0001.jpg").read_bytes()
+    sketch = (DATA / "fs2k/sketch1-sketch0001.jpg").read_bytes()
+
+    def post(image: bytes, **fields: str) -> httpx.Response:
+        return httpx.post(base + "/v1/translate", files={"image": ("x.jpg", image)},
+                          data=fields, timeout=60)  # fmt: skip
+
+    styles = {v: post(photo, model="photo2sketch", style=v) for v in ("1", "3")}
+    assert all(r.status_code == 200 for r in styles.values())
+    one, three = (np.asarray(Image.open(io.BytesIO(styles[v].content)), float) for v in "13")
+    assert np.abs(one - three).mean() > 2  # the styles differ
+    assert post(photo, model="photo2sketch", style="7").status_code == 422
+    assert post(sketch, model="sketch2photo", style="2").status_code == 422  # takes no style
+    routed = post(sketch, style="2")  # auto: a drawing goes to sketch2photo, style dropped
+    assert routed.status_code == 200
+    assert routed.headers["x-model"] == "sketch2photo"
+
+
 def test_make_run_serves_every_bundled_model_without_torch_and_stops_in_order(
     tmp_path: Path,
 ) -> None:
@@ -123,6 +143,7 @@ def test_make_run_serves_every_bundled_model_without_torch_and_stops_in_order(
             assert r.status_code == 200, (name, r.text)
             out = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"))
             assert out.std() > 10, name  # an image, not a blank
+        check_style(base)
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the terminal's process group
         code, out, _ = finish(proc, 60)
     finally:

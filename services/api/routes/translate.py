@@ -200,19 +200,26 @@ async def parse_translate(request: Request, state: AppState) -> tuple[bytes, Tra
     )
 
 
-async def _check_condition(state: AppState, model: str, field: str, value: str) -> None:
-    """422 unless the (served) model takes ``field`` with ``value``; an unknown model is the
-    worker's to refuse (404)."""
+async def _condition(
+    state: AppState, model: str, field: str, value: str | None, *, routed: bool
+) -> str | None:
+    """The condition value to send, or 422 when ``model`` (served) does not take it. A model
+    chosen by ``auto`` that takes no such condition simply drops it (a drawing sent with a
+    style goes to sketch→photo); an unknown model is the worker's to refuse (404)."""
+    if value is None:
+        return None
     info = (await state.cluster.get()).models.get(model)
     if info is None:
-        return
+        return value
     spec = info.get("input", {})
     if spec.get("condition") != field:
+        if routed:
+            return None
         detail = f"model {model!r} takes no {field}"
     elif value not in spec.get("condition_values", []):
         detail = f"{field} for {model!r} must be one of {', '.join(spec['condition_values'])}"
     else:
-        return
+        return value
     raise Problem(422, "invalid-request", "Some fields are invalid", detail)
 
 
@@ -249,9 +256,8 @@ async def translate(
         is_drawing, confidence = await run_in_threadpool(images.looks_like_drawing, img)
         model = s.default_sketch2photo_model if is_drawing else s.default_photo2sketch_model
         routed_by = f"auto: {'drawing' if is_drawing else 'photo'} ({confidence:.2f})"
-    condition = None if opts.style is None else str(opts.style)
-    if condition is not None:
-        await _check_condition(state, model, "style", condition)
+    style = None if opts.style is None else str(opts.style)
+    condition = await _condition(state, model, "style", style, routed=bool(routed_by))
     job = JobRecord(
         id=new_job_id(),
         model=model,
