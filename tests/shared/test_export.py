@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +17,10 @@ from shared.nets import ARCHITECTURES, build_serving_net
 from tests.helpers import TINY_ARCHS
 
 # tracing nets that are built to trace badly warns, on purpose
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::torch.jit.TracerWarning", "ignore:.*:UserWarning:torch.*"
-)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore:.*:UserWarning:torch.*"),
+    pytest.mark.usefixtures("torch_one_thread"),  # tests/conftest.py
+]
 
 
 def _session(path: Path) -> ort.InferenceSession:

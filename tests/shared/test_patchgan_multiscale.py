@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torch import Tensor, nn
@@ -11,13 +9,7 @@ from torch.nn.utils import parametrize
 
 from shared.nets import MultiscaleDiscriminator, NLayerDiscriminator, init_weights
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # tests/conftest.py
 
 
 def _img(n: int, size: int, ch: int = 6, seed: int = 0) -> Tensor:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +13,10 @@ from torch import Tensor, nn
 from shared.export import ONNX_FILE, TORCHSCRIPT_FILE, export_model
 from shared.nets import UNetGenerator, build_serving_net
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::torch.jit.TracerWarning", "ignore:.*:UserWarning:torch.*"
-)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore:.*:UserWarning:torch.*"),
+    pytest.mark.usefixtures("torch_one_thread"),  # tests/conftest.py
+]
 
 
 def _img(n: int, h: int, w: int, ch: int = 3, seed: int = 0) -> Tensor:

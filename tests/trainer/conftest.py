@@ -1,17 +1,11 @@
 """Trainer tests run tiny nets: one intra-op thread is fastest, and fair to the rest of the
-suite on a 2-core machine."""
+suite on a 2-core machine (``torch_one_thread`` in tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_thread(torch_one_thread: None) -> None:
+    del torch_one_thread

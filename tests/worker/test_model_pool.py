@@ -20,16 +20,10 @@ from shared.registry import Registry, RegistryError
 from shared.settings import Settings
 from tests.helpers import TinyConv, make_manifest, publish_tiny, wait_until, write_files
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # tests/conftest.py
+
 NAME = "edges"
 Fn = Callable[[np.ndarray], np.ndarray]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture
