@@ -144,3 +144,17 @@ def test_api_keys_when_configured(redis_url: str, redis_db: Redis) -> None:
         ok = client.get("/v1/models", headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200
         assert client.get("/healthz").status_code == 200  # probes need no key
+
+
+def test_trainings_without_a_trainer_say_how_to_start_one(redis_url: str, redis_db: Redis) -> None:
+    body = {"recipe": "pix2pix", "dataset": "synthetic://8"}
+    with make_client(redis_url, admin_api_keys=["adm"]) as client:
+        r = client.post("/v1/trainings", json=body, headers={"X-API-Key": "adm"})
+        assert r.status_code == 503
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.headers["retry-after"]
+        assert "make run TRAINER=1" in r.json()["detail"]
+        assert list(redis_db.scan_iter("s2i:training:*")) == []  # nothing was queued
+        redis_db.set("s2i:trainer:test-host-1", "1", ex=30)  # a trainer's heartbeat
+        r = client.post("/v1/trainings", json=body, headers={"X-API-Key": "adm"})
+        assert r.status_code == 202

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -189,3 +191,23 @@ def test_resume_takes_recipe_and_data_from_the_checkpoint(
     assert progress["step"] == 5
     # --publish never writes nothing to the registry: only the first run's versions are there
     assert list((tmp_path / "models").glob("*/versions/*")) == []
+
+
+def test_help_lists_the_recipes_without_importing_torch() -> None:
+    code = (
+        "import sys, contextlib, io\n"
+        "from services.trainer.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
+        "    main(['train', '--help'])\n"
+        "assert 'torch' not in sys.modules, 'help imported torch'\n"
+        "print(out.getvalue())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    assert "pix2pix, resnet-cgan, cyclegan, sketchygan, siamese-gan, vae" in text
+    assert "``" not in done.stdout  # plain text, no docstring markup
+    assert ":func:" not in done.stdout
