@@ -60,8 +60,8 @@ def quiet_exporters() -> Iterator[None]:
 def export_torchscript(net: nn.Module, example: torch.Tensor, path: Path) -> Path:
     with quiet_exporters(), torch.no_grad():
         traced = torch.jit.trace(net, (example,), check_trace=False)
-    traced = torch.jit.freeze(traced)
-    traced.save(str(path))
+        traced = torch.jit.freeze(traced)
+        traced.save(str(path))
     return path
 
 
@@ -109,7 +109,8 @@ def check_parity(
     import onnxruntime as ort  # heavy import, only where an export is checked
 
     diffs: dict[str, float] = {}
-    ts = torch.jit.load(str(files[TORCHSCRIPT_FILE])) if TORCHSCRIPT_FILE in files else None
+    with quiet_exporters():
+        ts = torch.jit.load(str(files[TORCHSCRIPT_FILE])) if TORCHSCRIPT_FILE in files else None
     session = None
     if ONNX_FILE in files:
         opts = ort.SessionOptions()

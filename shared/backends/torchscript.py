@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,9 @@ class TorchScriptBackend:
             torch.set_num_threads(threads)
         self._torch = torch
         self._device = torch.device(device)
-        self._module = torch.jit.load(str(path), map_location=self._device).eval()
+        with warnings.catch_warnings():  # TorchScript is what this backend runs, on purpose
+            warnings.filterwarnings("ignore", r".*torch\.jit.*is deprecated", FutureWarning)
+            self._module = torch.jit.load(str(path), map_location=self._device).eval()
         self.name = f"torchscript:{self._device.type}"
         self.pad_batches = self._device.type == "cuda"
         log.info("loaded %s on %s", path, self._device)
