@@ -67,10 +67,18 @@ def _presented_key(
     return x_api_key or (bearer.credentials if bearer is not None else None)
 
 
+def _same_key(presented: str, key: str) -> bool:
+    """Constant-time comparison of UTF-8 bytes: never raises, whatever the header holds
+    (``compare_digest`` on str refuses non-ASCII text with a TypeError)."""
+    return secrets.compare_digest(
+        presented.encode("utf-8", "surrogateescape"), key.encode("utf-8", "surrogateescape")
+    )
+
+
 def _check(keys: list[str], presented: str | None, what: str) -> None:
     if not keys:
         return
-    if presented is None or not any(secrets.compare_digest(presented, k) for k in keys):
+    if presented is None or not any(_same_key(presented, k) for k in keys):
         raise Problem(
             401,
             "unauthorized",

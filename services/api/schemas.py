@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from shared.jobs import JobRecord, JobState
 
 OutputFormat = Literal["png", "jpeg", "webp"]
+
+
+def _form_int(value: Any) -> Any:
+    """ "3" (a form field or query string) -> 3; anything else is left for strict checking."""
+    return int(value) if isinstance(value, str) and value.strip().isdigit() else value
+
+
+# a version number: JSON true is not 1 (strict), though form fields and query strings ("3")
+# still parse as numbers
+StrictVersion = Annotated[int, Field(ge=1, strict=True), BeforeValidator(_form_int)]
 
 
 class TranslateOptions(BaseModel):
@@ -22,7 +32,9 @@ class TranslateOptions(BaseModel):
         "photos to the photo→sketch default (the choice is in `X-Model`).",
         pattern=r"^(auto|[a-z0-9][a-z0-9-]{0,63})$",
     )
-    version: int | None = Field(None, ge=1, description="Pin a version; default: the served one")
+    version: StrictVersion | None = Field(
+        None, description="Pin a version; default: the served one"
+    )
     format: OutputFormat = "png"
     keep_aspect: bool = Field(
         False,
@@ -58,7 +70,7 @@ class GenerateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(..., pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
-    version: int | None = Field(None, ge=1)
+    version: StrictVersion | None = None
     n: int = Field(1, ge=1, le=64, description="Images to generate (returned as one grid)")
     seed: int | None = Field(
         None,

@@ -93,7 +93,7 @@ async def parse_translate(request: Request, state: AppState) -> tuple[bytes, Tra
         except ValidationError as exc:
             raise _invalid(exc) from None
         encoded = (
-            parsed.image.split(",", 1)[1] if parsed.image.startswith("data:") else parsed.image
+            parsed.image.partition(",")[2] if parsed.image.startswith("data:") else parsed.image
         )
         try:
             data = base64.b64decode(encoded, validate=True)

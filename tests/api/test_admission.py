@@ -140,6 +140,9 @@ def test_api_keys_when_configured(redis_url: str, redis_db: Redis) -> None:
         assert r.status_code == 401
         assert r.headers["content-type"] == "application/problem+json"
         assert client.get("/v1/models", headers={"X-API-Key": "wrong"}).status_code == 401
+        # a key that is not ASCII is just a wrong key (compare_digest on str would raise)
+        r = client.get("/v1/models", headers={"X-API-Key": "café".encode()})
+        assert r.status_code == 401
         assert client.get("/v1/models", headers={"X-API-Key": "s3cret"}).status_code == 200
         ok = client.get("/v1/models", headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 import httpx
@@ -91,6 +92,14 @@ def test_bad_bodies(client: httpx.Client) -> None:
         client.post("/v1/translate", files={"other": ("s.png", b"x")}), 422, "invalid-request"
     )
     assert_problem(client.get("/v1/jobs/" + "0" * 32), 404, "unknown-job")
+    # a data: URL without a comma has no payload (was a 500 IndexError)
+    assert_problem(
+        client.post("/v1/translate", json={"image": "data:xyz"}), 400, "unreadable-image"
+    )
+    encoded = base64.b64encode(sketch_png()).decode()
+    for version in (True, 1.5):  # JSON true is not version 1
+        r = client.post("/v1/translate", json={"image": encoded, "version": version})
+        assert_problem(r, 422, "invalid-request")
 
 
 def test_worker_keeps_serving_after_bad_input(client: httpx.Client) -> None:
