@@ -166,6 +166,7 @@ class LocalStack:
                 "--port",
                 str(self.api_port),
                 "--no-access-log",
+                "--no-server-header",
             ],
         )
         wait_until(lambda: httpx.get(self.base_url + "/healthz").status_code == 200, 60, "api")

@@ -19,6 +19,7 @@ from services.api.problems import install_problem_handlers
 from services.api.routes import health, jobs, models, trainings, translate
 from services.api.routes.docs import install_docs
 from services.api.schemas import Problem, TranslateJSON, TranslateResult
+from services.api.security import SecurityHeaders
 from services.api.telemetry import instrument, make_registry
 from services.api.waiter import JobWaiter
 from shared.celery_app import make_celery
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (translate, jobs, models, trainings, health):
         app.include_router(module.router)
     install_docs(app)
+    app.add_middleware(SecurityHeaders)
 
     def openapi() -> dict[str, Any]:
         """FastAPI's schema with Problem for every error and the bodies documented by $ref."""

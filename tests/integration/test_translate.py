@@ -171,3 +171,14 @@ def test_models_endpoints_and_docs(client: httpx.Client) -> None:
     assert "TranslateJSON" in spec["components"]["schemas"]
     assert client.get("/docs").status_code == 200
     assert client.get("/readyz").json()["status"] == "ready"
+
+
+@pytest.mark.parametrize("path", ["/", "/docs", "/redoc", "/v1/models", "/healthz"])
+def test_security_headers_and_no_server_banner(client: httpx.Client, path: str) -> None:
+    r = client.get(path)
+    assert r.status_code == 200
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    assert r.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    assert "server" not in r.headers  # no "uvicorn" banner
