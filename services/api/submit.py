@@ -18,15 +18,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from services.api.deps import AppState
+from services.api.idempotency import caller_scope, claim
 from services.api.problems import Problem, unavailable
 from services.api.schemas import JobStatus, TranslateResult
-from services.api.waiter import read_job
 from shared.jobs import (
     GENERATE_TASK,
     TRANSLATE_TASK,
     JobRecord,
     JobState,
-    idempotency_key,
     input_key,
     job_key,
     result_key,
@@ -74,10 +73,6 @@ SEED_HEADER = {
         "integer",
     )
 }
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def wants_async(request: Request, query_async: bool) -> bool:
@@ -140,26 +135,18 @@ async def check_queue(state: AppState) -> None:
 
 
 async def enqueue(
-    state: AppState, job: JobRecord, data: bytes | None, idem_key: str | None
+    state: AppState,
+    job: JobRecord,
+    data: bytes | None,
+    idem_key: str | None,
+    caller: str = "anonymous",
 ) -> tuple[JobRecord, bool]:
     """Store and enqueue ``job``; with a known Idempotency-Key return the earlier job."""
     s = state.settings
     if idem_key:
-        if len(idem_key) > 255:
-            raise Problem(
-                422,
-                "invalid-request",
-                "Some fields are invalid",
-                "Idempotency-Key must be at most 255 characters",
-            )
-        claimed = await state.redis.set(
-            idempotency_key(idem_key), job.id, nx=True, ex=s.idempotency_ttl_s
-        )
-        if not claimed:
-            earlier = await state.redis.get(idempotency_key(idem_key))
-            earlier_job = await read_job(state.redis, _text(earlier)) if earlier else None
-            if earlier_job is not None:
-                return earlier_job, False
+        earlier = await claim(state, job, data, idem_key, caller)
+        if earlier is not None:
+            return earlier, False
     pipe = state.redis.pipeline(transaction=True)
     pipe.hset(job_key(job.id), mapping=job.to_redis())
     pipe.expire(job_key(job.id), s.job_ttl_s)
@@ -258,7 +245,8 @@ async def run(
 ) -> Response:
     await check_model(state, job.model, job.version)
     await check_queue(state)
-    job, _ = await enqueue(state, job, data, request.headers.get("idempotency-key"))
+    idem_key = request.headers.get("idempotency-key")
+    job, _ = await enqueue(state, job, data, idem_key, caller_scope(request))
     if is_async:
         return accepted(job)
     final = await state.waiter.wait(job.id, until=job.deadline)

@@ -124,6 +124,40 @@ def test_idempotency_key_returns_the_same_job(client: httpx.Client) -> None:
     )
     assert first.status_code == second.status_code == 202
     assert first.json()["id"] == second.json()["id"]
+    other = client.post(  # the same key for another image is refused, not answered wrongly
+        "/v1/translate?async=true", files={"image": ("p.png", photo_png())}, headers=headers
+    )
+    assert other.status_code == 422
+    assert other.json()["type"].endswith("idempotency-key-reused")
+
+
+def test_idempotency_keys_are_scoped_per_caller(client: httpx.Client) -> None:
+    key = f"shared-{time.time_ns()}"
+    ids = {
+        who: client.post(
+            "/v1/translate?async=true",
+            files={"image": ("s.png", sketch_png())},
+            headers={"Idempotency-Key": key, "X-API-Key": who},
+        ).json()["id"]
+        for who in ("alice", "bob")
+    }
+    assert ids["alice"] != ids["bob"]
+
+
+def test_an_idempotent_retry_runs_again_when_the_first_expired_unrun(
+    client: httpx.Client,
+) -> None:
+    headers = {"Idempotency-Key": f"retry-{time.time_ns()}"}
+    files = {"image": ("s.png", sketch_png())}
+    first = client.post("/v1/translate?async=true&timeout=0.001", files=files, headers=headers)
+    deadline = time.monotonic() + 30
+    while (status := client.get(first.headers["location"]).json())["state"] == "queued":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert status["state"] == "expired"
+    retry = client.post("/v1/translate", files=files, headers=headers)
+    assert retry.status_code == 200
+    assert retry.headers["x-job-id"] != first.json()["id"]
 
 
 def test_deadline_passed_gives_504_and_the_job_is_not_run(client: httpx.Client) -> None:
