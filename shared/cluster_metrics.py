@@ -59,8 +59,11 @@ JOBS = CounterDef("s2i_jobs", "Jobs that reached a final state, by model and sta
 RELOADS = CounterDef(
     "s2i_model_reloads", "Model versions a worker tried to load, by result (loaded or why not)"
 )
+NON_FINITE = CounterDef(
+    "s2i_nonfinite_outputs", "Outputs with NaN or infinite values (the job fails), by model"
+)
 HISTOGRAMS = (BATCH_SIZE, QUEUE_SECONDS, COMPUTE_SECONDS, JOB_SECONDS)
-COUNTERS = (JOBS, RELOADS)
+COUNTERS = (JOBS, RELOADS, NON_FINITE)
 
 
 def _labels(labels: Mapping[str, object]) -> str:

@@ -44,6 +44,7 @@ KINDS: dict[str, tuple[int, str, str]] = {
     "invalid_condition": (422, "invalid-request", "Some fields are invalid"),
     "deadline": (504, "deadline-exceeded", "The request's deadline passed"),
     "input_expired": (410, "input-expired", "The job's input expired before it ran"),
+    "invalid_output": (500, "invalid-model-output", "The model gave an invalid output"),
     "internal": (500, "internal-error", "The job failed inside the worker"),
 }
 

@@ -76,6 +76,17 @@ def _submit(rt: WorkerRuntime, job: JobRecord, examples: list[np.ndarray]) -> li
     raise JobFailure("internal", "model was reloaded repeatedly while submitting")
 
 
+def _check_finite(rt: WorkerRuntime, job: JobRecord, results: list[BatchResult]) -> None:
+    """A NaN or infinite output fails the job (never served as a flat grey image)."""
+    if all(np.isfinite(r.output).all() for r in results):
+        return
+    rt.metrics.inc(cm.NON_FINITE, {"model": job.model})
+    raise JobFailure(
+        "invalid_output",
+        f"model {job.model} gave a non-finite (NaN or infinite) output for this input",
+    )
+
+
 def _translate(rt: WorkerRuntime, job: JobRecord) -> tuple[Image.Image, int, list[BatchResult]]:
     data = rt.redis.get(input_key(job.id))
     if not isinstance(data, bytes):
@@ -99,6 +110,7 @@ def _translate(rt: WorkerRuntime, job: JobRecord) -> tuple[Image.Image, int, lis
 
     array, size = rt.decoder.submit(decode).result()  # (C, H, W) in [-1, 1]
     results = _submit(rt, job, [array])
+    _check_finite(rt, job, results)
     out = images.from_array(results[0].output)
     if job.output_size == "input":
         out = images.restore_aspect(out, capped(size, s.max_output_pixels), fit=spec.fit,
@@ -131,6 +143,7 @@ def _generate(rt: WorkerRuntime, job: JobRecord) -> tuple[Image.Image, int, list
         labels[np.arange(job.n), cls] = 1.0
         z = np.concatenate([z, labels], axis=1)
     results = _submit(rt, job, list(z))
+    _check_finite(rt, job, results)
     tiles = [images.from_array(r.output) for r in results]
     return grid(tiles), model.manifest.version, results
 

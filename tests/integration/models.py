@@ -34,6 +34,25 @@ class NaNNet(nn.Module):
         return x * torch.tensor(float("nan"))
 
 
+class BrightNaNNet(nn.Module):
+    """The identity, but NaN for an all-white image: passes the random canary."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bright = x.mean(dim=(1, 2, 3), keepdim=True) > 0.999  # (N, 1, 1, 1): all white
+        return torch.where(bright, torch.full_like(x, float("nan")), x)
+
+
+def publish_bright_nan(registry: Registry, name: str) -> Manifest:
+    """A version (the bootstrap manifest, another net) whose output is NaN on white images."""
+    spec = next(m for m in MODELS if m.task == "sketch2photo")
+    manifest = manifest_for(spec, {"val_l1": 1.0}).model_copy(update={"name": name})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(
+            BrightNaNNet(), torch.zeros(manifest.input.shape(1)), Path(tmp) / ONNX_FILE
+        )
+        return registry.publish(manifest, {ONNX_FILE: path})
+
+
 def publish_nan(registry: Registry, name: str) -> Manifest:
     """A version whose export is valid but whose outputs are NaN (the canary must refuse it)."""
     template = registry.manifest(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import threading
 import time
@@ -9,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from PIL import Image
 
 from shared.registry import Registry
 from tests.images import sketch_png
@@ -144,3 +146,28 @@ def test_versions_with_bad_sha256_or_nan_outputs_are_never_served(
     fixed = models.publish(registry, name, seed=22)
     wait_for(lambda: served_version() == str(fixed.version), 30, "the fixed version served")
     assert re.fullmatch(r"\d+", served_version())
+
+
+def test_a_non_finite_output_fails_its_job_and_is_counted(
+    client: httpx.Client, registry: Registry
+) -> None:
+    name = "bright-nan"
+    version = models.publish_bright_nan(registry, name).version
+    white = io.BytesIO()
+    Image.new("RGB", (64, 64), "white").save(white, "PNG")
+
+    def post(image: bytes) -> httpx.Response:
+        fields = {"model": name, "version": str(version)}
+        return client.post("/v1/translate", files={"image": ("x.png", image)}, data=fields)
+
+    wait_for(lambda: post(sketch_png(3)).status_code == 200, 30, "the version served")
+    r = post(white.getvalue())
+    assert r.status_code == 500
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["type"].endswith("invalid-model-output")
+    wait_for(
+        lambda: metric(client, "s2i_nonfinite_outputs_total", model=name) >= 1,
+        30,
+        "the non-finite output in /metrics",
+    )
+    assert post(sketch_png(4)).status_code == 200  # other inputs are still served
