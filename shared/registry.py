@@ -95,13 +95,17 @@ class Registry:
         )
 
     def current(self, name: str) -> int | None:
-        """The served version, or None when the model has no CURRENT (yet)."""
+        """The served version, or None when the model has no (readable) CURRENT (yet)."""
+        text = self.current_text(name)
+        return int(text) if text is not None and text.isdigit() else None
+
+    def current_text(self, name: str) -> str | None:
+        """CURRENT's content as written (None when there is no CURRENT), to report bad ones."""
         path = self.root / check_model_name(name) / "CURRENT"
         try:
-            text = path.read_text().strip()
+            return path.read_text().strip()
         except FileNotFoundError:
             return None
-        return int(text) if text.isdigit() else None
 
     def version_dir(self, name: str, version: int) -> Path:
         path = (

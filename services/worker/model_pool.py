@@ -51,7 +51,7 @@ class LoadedModel:
 class ReloadEvent:
     model: str
     version: int
-    result: str  # "loaded" | "integrity" | "canary" | "error"
+    result: str  # "loaded" | "integrity" | "canary" | "error" | "bad-current"
     detail: str = ""
 
 
@@ -84,6 +84,7 @@ class ModelPool:
         self._pinned: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._bad_current: dict[str, str] = {}  # model -> the bad CURRENT already reported
 
     # --- loading -----------------------------------------------------------------------
     def _open_backend(self, version_dir: Path, manifest: Manifest) -> InferenceBackend:
@@ -183,10 +184,25 @@ class ModelPool:
         threading.Thread(target=close, name=f"retire-{old.key}", daemon=True).start()
 
     # --- hot reload --------------------------------------------------------------------
+    def _current(self, name: str) -> int | None:
+        """CURRENT of ``name``; a value that names no version is logged once and counted."""
+        text = self.registry.current_text(name)
+        version = int(text) if text is not None and text.isdigit() else None
+        bad = text is not None and (version is None or version not in self.registry.versions(name))
+        if not bad:
+            self._bad_current.pop(name, None)
+            return version
+        if self._bad_current.get(name) != text:
+            self._bad_current[name] = text or ""
+            detail = f"CURRENT holds {text!r}, which names no version"
+            log.error("model %s: %s; the served version stays", name, detail)
+            self._emit(ReloadEvent(name, version or 0, "bad-current", detail))
+        return None
+
     def poll_once(self) -> None:
         for name in self.registry.models():
             try:
-                current = self.registry.current(name)
+                current = self._current(name)
             except (OSError, RegistryError):
                 log.exception("cannot read CURRENT of %s", name)
                 continue
@@ -239,10 +255,14 @@ class ModelPool:
             served = dict(self.served)
         models = {}
         for name, model in served.items():
+            refused = {str(v): why for (n, v), why in self.failed.items() if n == name}
             models[name] = {
                 **model.manifest.summary(),
                 "backend": model.backend.name,
-                "available_versions": self.registry.versions(name),
+                "available_versions": [
+                    v for v in self.registry.versions(name) if str(v) not in refused
+                ],
+                "refused_versions": refused,  # version -> why it is not served
             }
         failed = {f"{n}:{v}": reason for (n, v), reason in self.failed.items()}
         return {"models": models, "failed": failed}

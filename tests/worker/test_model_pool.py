@@ -375,3 +375,36 @@ def test_requests_in_flight_during_a_swap_all_succeed(
         assert seq[-1] == 2.0
         switch = seq.index(2.0)
         assert all(v == 2.0 for v in seq[switch:])  # never back to v1 once v2 answered
+
+
+@pytest.mark.parametrize("written", ["99", "garbage"])
+def test_a_current_naming_no_version_is_reported_once_and_the_old_one_stays(
+    registry: Registry, tmp_path: Path, make_pool: Callable[..., ModelPool], written: str
+) -> None:
+    recorder = Recorder({1: lambda b: -b})
+    _publish_fake(registry, tmp_path, "v1")
+    events: list[ReloadEvent] = []
+    pool = make_pool(recorder, on_reload=events.append)
+    pool.start()
+    (registry.root / NAME / "CURRENT").write_text(written)
+    for _ in range(3):
+        pool.poll_once()
+    assert pool.get(NAME).manifest.version == 1  # still served
+    named = int(written) if written.isdigit() else 0
+    assert [(e.version, e.result) for e in events] == [(1, "loaded"), (named, "bad-current")]
+    assert written in events[-1].detail
+
+
+def test_refused_versions_are_listed_apart_from_the_available_ones(
+    registry: Registry, tmp_path: Path, make_pool: Callable[..., ModelPool]
+) -> None:
+    recorder = Recorder({1: lambda b: -b, 2: CANARY_FAILURES["nan"]})
+    _publish_fake(registry, tmp_path, "v1")
+    pool = make_pool(recorder)
+    pool.start()
+    _publish_fake(registry, tmp_path, "v2")
+    pool.poll_once()
+    info = pool.snapshot()["models"][NAME]
+    assert info["available_versions"] == [1]
+    assert list(info["refused_versions"]) == ["2"]
+    assert info["refused_versions"]["2"].startswith("canary")
