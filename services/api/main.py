@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from services.api.cluster import ClusterCache
 from services.api.deps import AppState
+from services.api.limits import BodySizeLimit, body_limit
 from services.api.problems import install_problem_handlers
 from services.api.routes import health, jobs, models, trainings, translate
 from services.api.routes.docs import install_docs
@@ -81,6 +82,11 @@ def _keys_optional(schema: dict[str, Any]) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # the app's own log lines (uvicorn configures only its loggers); a no-op where the
+    # root logger is already set up, e.g. under pytest
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -118,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (translate, jobs, models, trainings, health):
         app.include_router(module.router)
     install_docs(app)
+    app.add_middleware(BodySizeLimit, max_bytes=body_limit(settings.max_upload_bytes))
     app.add_middleware(SecurityHeaders)
 
     def openapi() -> dict[str, Any]:

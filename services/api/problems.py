@@ -13,17 +13,19 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from shared.images import ImageError
 
 log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+CLIENT_CLOSED = 499  # nginx's "client closed request": the client left before the answer
 TYPE_PREFIX = "urn:sketch2image:problem:"
 # the body's schema: services.api.schemas.Problem, put under components by main's openapi()
 PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
@@ -154,6 +156,11 @@ def install_problem_handlers(app: FastAPI, retry_after_s: int) -> None:
             "the job queue (Redis) is unreachable; try again shortly", retry_after_s
         ).response(request.url.path)
 
+    async def on_client_gone(request: Request, exc: Exception) -> Response:
+        # nobody to answer: one quiet line, and 499 (client closed request) in the metrics
+        log.info("client closed the connection during %s %s", request.method, request.url.path)
+        return Response(status_code=CLIENT_CLOSED)
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s", request.url.path, exc_info=exc)
         return Problem(
@@ -166,4 +173,5 @@ def install_problem_handlers(app: FastAPI, retry_after_s: int) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     for exc_type in (RedisConnectionError, RedisTimeoutError, OperationalError, ConnectionError):
         app.add_exception_handler(exc_type, on_backend_down)
+    app.add_exception_handler(ClientDisconnect, on_client_gone)
     app.add_exception_handler(Exception, on_unexpected)

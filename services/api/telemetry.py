@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from redis import Redis
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.cluster_metrics import ClusterCollector
 from shared.jobs import WORKER_KEY_PREFIX
@@ -59,33 +60,48 @@ def make_registry(settings: Settings) -> tuple[CollectorRegistry, Redis]:
     return registry, redis
 
 
-def instrument(app: FastAPI, registry: CollectorRegistry) -> None:
-    requests = Counter(
-        "s2i_http_requests",
-        "HTTP requests by route and status",
-        ["method", "route", "status"],
-        registry=registry,
-    )
-    latency = Histogram(
-        "s2i_http_request_seconds",
-        "HTTP request latency by route",
-        ["method", "route"],
-        registry=registry,
-        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-    )
+class RequestMetrics:
+    """Counts requests by method, route template and status, and times them (pure ASGI: no
+    task per request, and the app reads its own request body, so limits raised while reading
+    reach the app's exception handlers)."""
 
-    @app.middleware("http")
-    async def measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.requests = Counter(
+            "s2i_http_requests",
+            "HTTP requests by route and status (499: the client left before the answer)",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "s2i_http_request_seconds",
+            "HTTP request latency by route",
+            ["method", "route"],
+            registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         start = time.perf_counter()
         status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, send_with_status)
         finally:
-            route = request.scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            requests.labels(request.method, path, str(status)).inc()
-            latency.labels(request.method, path).observe(time.perf_counter() - start)
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = str(scope.get("method", ""))
+            self.requests.labels(method, route, str(status)).inc()
+            self.latency.labels(method, route).observe(time.perf_counter() - start)
+
+
+def instrument(app: FastAPI, registry: CollectorRegistry) -> None:
+    app.add_middleware(RequestMetrics, registry=registry)

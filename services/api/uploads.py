@@ -14,6 +14,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
 from services.api.deps import AppState
+from services.api.limits import body_limit
 from services.api.problems import Problem
 from services.api.schemas import TranslateJSON, TranslateOptions
 
@@ -65,7 +66,7 @@ async def parse_translate(request: Request, state: AppState) -> tuple[bytes, Tra
     """Image bytes and options from multipart, JSON or a raw image body (+ query options)."""
     limit = state.settings.max_upload_bytes
     declared = request.headers.get("content-length")
-    json_limit = limit * 4 // 3 + 65536  # base64 overhead + fields
+    json_limit = body_limit(limit)  # base64 overhead + fields
     if declared and declared.isdigit() and int(declared) > json_limit:
         raise _too_large(int(declared), limit)
     fields: dict[str, Any] = {k: v for k, v in request.query_params.items() if k in OPTION_FIELDS}
