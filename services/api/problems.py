@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -156,6 +157,17 @@ def install_problem_handlers(app: FastAPI, retry_after_s: int) -> None:
             "the job queue (Redis) is unreachable; try again shortly", retry_after_s
         ).response(request.url.path)
 
+    async def on_redis_full(request: Request, exc: Exception) -> JSONResponse:
+        # never log the error itself: a pipeline's error repeats its commands, image bytes too
+        log.warning("Redis refuses writes (maxmemory reached): %s answered 503", request.url.path)
+        return Problem(
+            503,
+            "storage-full",
+            "The job store is full",
+            "Redis has reached its memory limit and refuses new jobs; retry shortly",
+            headers={"Retry-After": str(retry_after_s)},
+        ).response(request.url.path)
+
     async def on_client_gone(request: Request, exc: Exception) -> Response:
         # nobody to answer: one quiet line, and 499 (client closed request) in the metrics
         log.info("client closed the connection during %s %s", request.method, request.url.path)
@@ -171,6 +183,7 @@ def install_problem_handlers(app: FastAPI, retry_after_s: int) -> None:
     app.add_exception_handler(ImageError, on_image_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(OutOfMemoryError, on_redis_full)
     for exc_type in (RedisConnectionError, RedisTimeoutError, OperationalError, ConnectionError):
         app.add_exception_handler(exc_type, on_backend_down)
     app.add_exception_handler(ClientDisconnect, on_client_gone)

@@ -6,12 +6,15 @@ from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import OutOfMemoryError
 
 from services.api.deps import StateDep
 from services.api.problems import RETRY_AFTER_HEADER
 from services.api.schemas import Readiness
 
 router = APIRouter(tags=["health"])
+
+READINESS_KEY = "s2i:readyz"  # written (with a TTL) by every readiness check
 
 
 @router.get("/healthz", summary="Liveness: the API process answers", operation_id="healthz")
@@ -21,7 +24,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Readiness: Redis reachable and at least one worker serving a model",
+    summary="Readiness: Redis takes writes and at least one worker serves a model",
     operation_id="readyz",
     response_model=Readiness,
     responses={
@@ -31,11 +34,15 @@ async def healthz() -> dict[str, str]:
 async def readyz(state: StateDep) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
-        await state.redis.ping()
+        # a write, not a ping: a Redis at maxmemory (noeviction) answers pings but refuses jobs
+        await state.redis.set(READINESS_KEY, "1", ex=10)
         checks["redis"] = "ok"
         view = await state.cluster.get(fresh=True)
         checks["workers"] = f"{len(view.workers)} alive, {len(view.models)} models served"
         ready = bool(view.models)
+    except OutOfMemoryError:
+        checks["redis"] = "refusing writes: maxmemory reached"
+        ready = False
     except Exception as exc:
         checks["redis"] = f"unreachable: {type(exc).__name__}"
         ready = False
