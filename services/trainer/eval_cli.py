@@ -31,6 +31,7 @@ def _configure_compare(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--samples", type=int, help="the first N held-out pairs (default: all)")
     p.add_argument("--json", type=Path, help="also write every metric to this file")
+    p.add_argument("--grid", type=Path, help="also write a sample grid (JPEG) of 8 pairs")
 
 
 @add_command(
@@ -43,8 +44,9 @@ def _compare(args: argparse.Namespace) -> int:
 
     registry = Registry(args.model_root or get_settings().model_root)
     results = compare(
-        args.data, args.direction, args.models, samples=args.samples, registry=registry
-    )
+        args.data, args.direction, args.models, samples=args.samples, registry=registry,
+        grid=args.grid,
+    )  # fmt: skip
     if args.json is not None:
         write_json(args.json, results)
     sys.stdout.write(markdown_table(results) + "\n")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
@@ -34,6 +35,7 @@ from services.trainer.data.common import load_rgb, to_tensor
 from services.trainer.data.fs2k import ATTRIBUTE_NAMES, FS2KDataset
 from services.trainer.evaluation.fid import real_stats_path
 from services.trainer.evaluation.suite import EvalSuite
+from services.trainer.sample_grid import grid_image
 from shared.backends import load_backend
 from shared.image_ops import from_array, restore_aspect
 from shared.model_input import model_input
@@ -46,6 +48,7 @@ COMPARE_SIZE = 256
 IDENTITY = "identity"
 STYLE = ATTRIBUTE_NAMES.index("style")
 BATCH = 16
+GRID_COLUMNS = 8
 
 
 @dataclass
@@ -114,12 +117,16 @@ def compare(
     *,
     samples: int | None = None,
     registry: Registry | None = None,
+    grid: Path | None = None,
+    fid: bool = True,
 ) -> dict[str, dict[str, float]]:
-    """{model: metrics} for every model on the same held-out pairs."""
+    """{model: metrics} for every model on the same held-out pairs; ``grid``: also write a
+    JPEG of the first GRID_COLUMNS pairs, a row per model between the input and the real
+    image (at 128 px)."""
     registry = registry or Registry(get_settings().model_root)
     pairs = load_pairs(data, direction, samples)
     photos = direction == "sketch2photo"
-    suite = EvalSuite.create("cpu", fid=True, attributes=photos)
+    suite = EvalSuite.create("cpu", fid=fid, attributes=photos)
     if suite.fid is not None:
         stats = real_stats_path(
             get_settings().cache_root, data, len(pairs), f"val|{direction}|{COMPARE_SIZE}"
@@ -130,6 +137,8 @@ def compare(
             suite.fid.save_real_stats(stats)
         suite.fid_real_frozen = True
     results: dict[str, dict[str, float]] = {}
+    shown = pairs[:GRID_COLUMNS]
+    rows: dict[str, Tensor] = {"input": torch.stack([_square(p.source) for p in shown])}
     for model in models:
         start = time.monotonic()
         suite.reset()
@@ -140,10 +149,17 @@ def compare(
             position += len(fake)
             real = torch.stack([p.target for p in chunk])
             suite.update(fake, real, torch.stack([p.attrs for p in chunk]))
+            if model not in rows:
+                rows[model] = fake[:GRID_COLUMNS]
         results[model] = {"n": float(len(pairs)), **suite.compute()}
         if timings:  # ONNX Runtime on this machine's CPU, batches of BATCH
             results[model]["ms_per_image"] = 1000 * float(np.median(timings))
         log.info("%s: %s (%.0f s)", model, _fmt(results[model]), time.monotonic() - start)
+    if grid is not None:
+        rows["real"] = torch.stack([p.target for p in shown])
+        small = {k: F.interpolate(v, size=(128, 128), mode="area") for k, v in rows.items()}
+        grid.parent.mkdir(parents=True, exist_ok=True)
+        grid_image(small).save(grid, quality=90)
     return results
 
 

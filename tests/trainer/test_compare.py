@@ -1,0 +1,70 @@
+"""``compare``: published models scored side by side as the worker runs them."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from services.trainer.config import TrainConfig
+from services.trainer.evaluation.compare import GRID_COLUMNS, IDENTITY, compare
+from services.trainer.publishing import publish_recipe
+from services.trainer.recipes import get_recipe
+from shared.registry import Registry
+
+
+def _entry(name: str, style: int) -> dict[str, object]:
+    attrs = {"hair": 0, "hair_color": 1, "gender": 1, "earring": 1, "smile": 0}
+    return {"image_name": name, **attrs, "frontal_face": 0, "style": style}
+
+
+@pytest.fixture
+def fs2k(tmp_path: Path) -> Path:
+    """Four validation pairs of noise images, of two sizes and aspects."""
+    root = tmp_path / "fs2k"
+    rng = np.random.default_rng(0)
+    entries = []
+    for i, size in enumerate([(40, 40), (50, 36), (40, 40), (36, 50)], start=1):
+        for kind, prefix in (("photo", "image"), ("sketch", "sketch")):
+            path = root / kind / f"{kind}1" / f"{prefix}{i:04d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(path)
+        entries.append(_entry(f"photo1/image{i:04d}", i % 3))
+    (root / "anno_train.json").write_text(json.dumps(entries[:1]))
+    (root / "anno_val.json").write_text(json.dumps(entries))
+    return root
+
+
+def test_compare_scores_the_floor_and_a_styled_model_and_draws_a_grid(
+    fs2k: Path, tmp_path: Path
+) -> None:
+    registry = Registry(tmp_path / "models")
+    config = TrainConfig(
+        recipe="pix2pix", data=str(fs2k), direction="photo2sketch", image_size=32,
+        fit="letterbox", model_name="tiny", options={"ngf": 8, "ndf": 8, "condition": "style"},
+    )  # fmt: skip
+    torch.manual_seed(0)
+    recipe = get_recipe("pix2pix")(config, torch.device("cpu"))
+    publish_recipe(recipe, registry, metrics={}, steps=0, policy="always", metric="val_l1")
+    grid = tmp_path / "grid.jpg"
+    models = [IDENTITY, "tiny@1"]
+    # FID's Inception costs half a minute of CPU here; tests/trainer/test_evaluation.py has it
+    results = compare(fs2k, "photo2sketch", models, registry=registry, grid=grid, fid=False)
+    assert list(results) == [IDENTITY, "tiny@1"]
+    for metrics in results.values():
+        assert metrics["n"] == 4
+        assert {"val_l1", "psnr", "ssim", "fsim"} <= set(metrics)
+        assert "fid" not in metrics
+        assert all(math.isfinite(v) for v in metrics.values())
+    assert results[IDENTITY]["val_l1"] != results["tiny@1"]["val_l1"]
+    assert "ms_per_image" in results["tiny@1"]
+    assert "ms_per_image" not in results[IDENTITY]
+    with Image.open(grid) as image:  # input, two models, real; 4 pairs at 128 px
+        assert image.size[1] == 4 * (128 + 2) + 2
+        assert image.size[0] == min(4, GRID_COLUMNS) * (128 + 2) + 2
