@@ -40,15 +40,19 @@ def publish_untrained(root: Path, names: Sequence[str] = BENCH_MODELS) -> list[M
 
     registry = Registry(root)
     published = []
-    for spec in MODELS:
-        if spec.name not in names:
+    for spec in MODELS:  # published under its task's name (sketch2photo, photo2sketch)
+        if spec.task not in names:
             continue
         torch.manual_seed(0)
         netG = UNetGenerator(**ARCH_KWARGS)  # type: ignore[arg-type]
         init_weights(netG)
         netG.eval()
         manifest = manifest_for(spec, {"val_l1": float("nan"), "steps": 0}).model_copy(
-            update={"metrics": {}, "description": "untrained bootstrap UNet (benchmarks)"}
+            update={
+                "name": spec.task,
+                "metrics": {},
+                "description": "untrained bootstrap UNet (benchmarks)",
+            }
         )
         published.append(publish_generator(registry, netG, manifest))
     return published

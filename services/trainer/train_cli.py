@@ -50,7 +50,6 @@ def _registry(args: argparse.Namespace) -> Registry:
 def _configure_train(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--recipe",
-        choices=RECIPE_NAMES,
         metavar="RECIPE",
         help=f"one of: {', '.join(RECIPE_NAMES)} (default: the resumed checkpoint's)",
     )

@@ -40,7 +40,10 @@ MODEL = "sketch2photo-pix2pix"
 def run_cli(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
-        code = main(list(argv))
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:  # argparse's usage errors
+            code = int(exc.code or 0)
     return code, out.getvalue(), err.getvalue()
 
 
