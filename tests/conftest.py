@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -28,11 +29,12 @@ def torch_one_thread() -> Iterator[None]:
     torch.set_num_threads(previous)
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def running_redis(data: Path, *extra_args: str) -> Iterator[str]:
+    """A loopback redis-server (with ``extra_args``) for the block; yields its URL."""
     port = free_port()
-    data: Path = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(redis_server_args(port, data), stdout=subprocess.DEVNULL)
+    args = [*redis_server_args(port, data), *extra_args]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
     try:
         wait_until(lambda: Redis.from_url(url).ping(), 15, "redis-server")
@@ -40,6 +42,12 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture

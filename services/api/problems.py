@@ -152,6 +152,8 @@ def install_problem_handlers(app: FastAPI, retry_after_s: int) -> None:
         ).response(request.url.path)
 
     async def on_backend_down(request: Request, exc: Exception) -> JSONResponse:
+        if "maxmemory" in str(exc):  # a full Redis seen through kombu or a transaction
+            return await on_redis_full(request, exc)
         log.warning("backend unavailable: %s", exc)
         return unavailable(
             "the job queue (Redis) is unreachable; try again shortly", retry_after_s

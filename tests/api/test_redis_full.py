@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,43 +10,14 @@ import pytest
 from redis import Redis
 from redis.exceptions import OutOfMemoryError
 
-from services.local import free_port, redis_server_args, wait_until
 from tests.api.test_admission import fake_heartbeat, make_client, post
+from tests.conftest import running_redis
 
 
 @pytest.fixture
 def full_redis(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    args = [
-        *redis_server_args(port, tmp_path),
-        "--maxmemory",
-        "4mb",
-        "--maxmemory-policy",
-        "noeviction",
-    ]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        wait_until(lambda: Redis.from_url(url).ping(), 15, "redis-server")
+    with running_redis(tmp_path, "--maxmemory-policy", "noeviction") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def fill(redis: Redis) -> int:
-    """Write ever smaller values until even a tiny one is refused; returns the keys written."""
-    i = 0
-    for size in (100_000, 1_000, 10):
-        while i < 100_000:
-            try:
-                redis.set(f"filler:{i}", b"x" * size)
-            except OutOfMemoryError:
-                break
-            i += 1
-    with pytest.raises(OutOfMemoryError):
-        redis.set("probe", "1")
-    return i
 
 
 def test_a_full_redis_gives_503_not_ready_and_no_payload_in_the_logs(
@@ -57,12 +27,14 @@ def test_a_full_redis_gives_503_not_ready_and_no_payload_in_the_logs(
     fake_heartbeat(redis, {"sketch2photo": 1})
     with make_client(full_redis) as client:
         assert client.get("/readyz").status_code == 200
-        written = fill(redis)
+        redis.config_set("maxmemory", "1")  # below what Redis already uses: every write refused
+        with pytest.raises(OutOfMemoryError):
+            redis.set("probe", "1")
         with caplog.at_level(logging.INFO):
             r = post(client)
         assert r.status_code == 503
         assert r.headers["content-type"] == "application/problem+json"
-        assert r.json()["type"].endswith("storage-full")
+        assert r.json()["type"].endswith("storage-full"), r.json()
         assert int(r.headers["retry-after"]) > 0
         logged = caplog.text
         assert "maxmemory" in logged
@@ -71,5 +43,5 @@ def test_a_full_redis_gives_503_not_ready_and_no_payload_in_the_logs(
         ready = client.get("/readyz")
         assert ready.status_code == 503
         assert "refusing writes" in ready.json()["checks"]["redis"]
-        redis.delete(*[f"filler:{i}" for i in range(written)])
+        redis.config_set("maxmemory", "0")
         assert client.get("/readyz").status_code == 200  # ready again once there is room
