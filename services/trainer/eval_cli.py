@@ -1,4 +1,5 @@
-"""``python -m services.trainer compare``: published models side by side on held-out pairs.
+"""Commands about trained models: ``compare`` (published models side by side on held-out
+pairs), ``bundle`` (ship one in the package) and ``pack`` (a checkpoint as a weights file).
 
     python -m services.trainer compare --data ../shared/data/fs2k --direction sketch2photo \\
         --model identity --model paper-s2p --model sketch2photo --json var/eval/s2p.json
@@ -88,4 +89,28 @@ def _bundle(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint, evaluation=evaluation,
     )  # fmt: skip
     sys.stdout.write(f"{out}\n")
+    return 0
+
+
+def _configure_pack(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="the .safetensors file to write")
+
+
+@add_command(
+    "pack",
+    "write a checkpoint's nets as an fp16 weights file for --init-from (kept in the repository)",
+    _configure_pack,
+)
+def _pack(args: argparse.Namespace) -> int:
+    from services.trainer.checkpoint import load_checkpoint
+    from services.trainer.weights import pack_checkpoint
+
+    try:
+        state = load_checkpoint(args.checkpoint)
+    except (FileNotFoundError, ValueError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    pack_checkpoint(state, args.out, source=args.checkpoint.name)
+    sys.stdout.write(f"{args.out}\n")
     return 0

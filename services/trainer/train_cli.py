@@ -304,26 +304,3 @@ def _publish(args: argparse.Namespace) -> int:
     )
     sys.stdout.write(json.dumps([p.model_dump() for p in published], indent=2) + "\n")
     return 0
-
-
-def _configure_pack(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path, help="the .safetensors file to write")
-
-
-@add_command(
-    "pack",
-    "write a checkpoint's nets as an fp16 weights file for --init-from (kept in the repository)",
-    _configure_pack,
-)
-def _pack(args: argparse.Namespace) -> int:
-    from services.trainer.checkpoint import load_checkpoint
-    from services.trainer.weights import pack_checkpoint
-
-    try:
-        state = load_checkpoint(args.checkpoint)
-    except (FileNotFoundError, ValueError) as exc:
-        return _fail(str(exc))
-    pack_checkpoint(state, args.out, source=args.checkpoint.name)
-    sys.stdout.write(f"{args.out}\n")
-    return 0
