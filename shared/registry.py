@@ -74,6 +74,11 @@ def _write_atomic(path: Path, text: str) -> None:
     fsync_path(path.parent)
 
 
+def parse_current(text: str | None) -> int | None:
+    """The version a CURRENT file's text names; None for no file or no number."""
+    return int(text) if text is not None and text.isdigit() else None
+
+
 class Registry:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
@@ -94,10 +99,16 @@ class Registry:
             int(p.name) for p in vdir.iterdir() if p.name.isdigit() and (p / MANIFEST).is_file()
         )
 
+    def _version_path(self, name: str, version: int) -> Path:
+        return self.root / check_model_name(name) / "versions" / f"{version:0{VERSION_DIGITS}d}"
+
+    def has_version(self, name: str, version: int) -> bool:
+        """Whether ``version`` is a complete version folder (one of ``versions(name)``)."""
+        return (self._version_path(name, version) / MANIFEST).is_file()
+
     def current(self, name: str) -> int | None:
         """The served version, or None when the model has no (readable) CURRENT (yet)."""
-        text = self.current_text(name)
-        return int(text) if text is not None and text.isdigit() else None
+        return parse_current(self.current_text(name))
 
     def current_text(self, name: str) -> str | None:
         """CURRENT's content as written (None when there is no CURRENT), to report bad ones."""
@@ -108,9 +119,7 @@ class Registry:
             return None
 
     def version_dir(self, name: str, version: int) -> Path:
-        path = (
-            self.root / check_model_name(name) / "versions" / f"{int(version):0{VERSION_DIGITS}d}"
-        )
+        path = self._version_path(name, int(version))
         if not (path / MANIFEST).is_file():
             raise RegistryError(f"model {name!r} has no version {version}")
         return path

@@ -89,16 +89,15 @@ def _check(keys: list[str], presented: str | None, what: str) -> None:
 
 
 async def require_api_key(
+    request: Request,
     state: StateDep,
     x_api_key: Annotated[str | None, Security(API_KEY_HEADER)],
     bearer: BearerDep,
 ) -> None:
     s = state.settings
-    _check(
-        [*s.api_keys, *s.admin_api_keys] if s.api_keys else [],
-        _presented_key(x_api_key, bearer),
-        "an API key",
-    )
+    presented = _presented_key(x_api_key, bearer)
+    _check([*s.api_keys, *s.admin_api_keys] if s.api_keys else [], presented, "an API key")
+    request.state.api_key = presented  # who is asking (Idempotency-Keys are scoped by it)
 
 
 async def require_admin_key(

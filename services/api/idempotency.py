@@ -25,9 +25,9 @@ FINGERPRINT_FIELDS = {
 
 
 def caller_scope(request: Request) -> str:
-    """Who is asking, for scoping Idempotency-Keys: a hash of the API key presented."""
-    auth = request.headers.get("authorization", "")
-    key = request.headers.get("x-api-key") or auth.removeprefix("Bearer ").strip()
+    """Who is asking, for scoping Idempotency-Keys: a hash of the API key presented (as
+    ``deps.require_api_key`` read it)."""
+    key: str | None = getattr(request.state, "api_key", None)
     if not key:
         return "anonymous"
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]

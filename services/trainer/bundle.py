@@ -26,6 +26,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from shared.backends.onnx import OnnxBackend
 from shared.bundled import BUNDLED_ROOT, MANIFEST_FILE, ONNX_FILE
 from shared.registry import Registry
 
@@ -54,14 +55,16 @@ def fp16_weights(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def check_parity(original: Path, converted: Path, input_shape: tuple[int, ...]) -> float:
-    """Max absolute difference between the two graphs' outputs on one random batch."""
-    import onnxruntime as ort
-
+    """Max absolute difference between the two graphs' outputs on one random batch, each run
+    by the worker's own backend on the CPU."""
     x = np.random.default_rng(0).uniform(-1, 1, input_shape).astype(np.float32)
     outs = []
     for path in (original, converted):
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        outs.append(session.run(None, {session.get_inputs()[0].name: x})[0])
+        backend = OnnxBackend(path, device="cpu")
+        try:
+            outs.append(backend.run(x))
+        finally:
+            backend.close()
     return float(np.abs(outs[0] - outs[1]).max())
 
 

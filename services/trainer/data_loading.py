@@ -127,11 +127,12 @@ def open_run_data(
         common["fit"] = config.fit
     layout = _layout(config, kind)
     cache = config.cache and kind == "paired" and not str(config.data).startswith("synthetic:")
+    fingerprint = folder_fingerprint(Path(str(config.data))) if cache else ""
 
     def open_split(split: str, split_layout: str, **kw: Any) -> Dataset[dict[str, Any]]:
         if not cache:
             return open_dataset(config.data, split, layout=split_layout, **common, **kw)
-        return _cached(config, split, split_layout, image_size, common, **kw)
+        return _cached(config, split, split_layout, image_size, common, fingerprint, **kw)
 
     train = open_split("train", layout)
     base: Any = train
@@ -170,13 +171,15 @@ def _cached(
     layout: str,
     image_size: int,
     common: dict[str, Any],
+    fingerprint: str,
     augment: bool | None = None,
 ) -> Dataset[dict[str, Any]]:
-    """``split`` decoded once into memory (``data.cache``); augmenting for "train"."""
+    """``split`` decoded once into memory (``data.cache``); augmenting for "train".
+    ``fingerprint``: the dataset folder's ``folder_fingerprint``, part of the cache key."""
     augment = split == "train" if augment is None else augment
     load_size = config.load_size or round(image_size * 286 / 256)
     root = Path(str(config.data)).resolve()
-    parts = [root, split, layout, config.direction, config.fit, folder_fingerprint(root)]
+    parts = [root, split, layout, config.direction, config.fit, fingerprint]
 
     def open_source(side: int) -> ItemDataset:
         kw = {**common, "image_size": side, "augment": False}

@@ -42,16 +42,21 @@ EMA = "netG_ema"
 DISCRIMINATORS = "netD.safetensors"  # beside a bundled model's ONNX file
 
 
+def _fp16_tensors(nets: dict[str, dict[str, Tensor]]) -> dict[str, Tensor]:
+    """{"<net>.<param>": tensor}, floating point ones in fp16, ready for safetensors."""
+    return {
+        f"{net}.{key}": (v.half() if v.is_floating_point() else v).contiguous()
+        for net, params in nets.items()
+        for key, v in params.items()
+    }
+
+
 def pack_checkpoint(state: dict[str, Any], out: Path, *, source: str = "") -> Path:
     """Write a checkpoint's nets (fp16; the EMA generator as netG) and metadata to ``out``."""
     nets: dict[str, dict[str, Tensor]] = dict(state["nets"])
     if EMA in nets:
         nets["netG"] = nets.pop(EMA)
-    tensors = {
-        f"{net}.{key}": (v.half() if v.is_floating_point() else v).contiguous()
-        for net, params in nets.items()
-        for key, v in params.items()
-    }
+    tensors = _fp16_tensors(nets)
     config = state["config"]
     compute = state.get("compute", {})
     meta = {
@@ -155,12 +160,7 @@ def init_from(recipe: Recipe, spec: str, registry: Registry | None) -> dict[str,
 
 def save_discriminators(state: dict[str, Any], out: Path) -> Path:
     """A checkpoint's discriminator nets ("netD*") in fp16, with the run's compute totals."""
-    tensors = {
-        f"{net}.{key}": (v.half() if v.is_floating_point() else v).contiguous()
-        for net, params in state["nets"].items()
-        if net.startswith("netD")
-        for key, v in params.items()
-    }
+    tensors = _fp16_tensors({n: p for n, p in state["nets"].items() if n.startswith("netD")})
     meta = {
         "recipe": state["recipe"],
         "compute": json.dumps(state.get("compute", {}).get("totals", {})),

@@ -23,7 +23,7 @@ import numpy as np
 from services.worker.batcher import BatchStats, DynamicBatcher
 from shared.backends import InferenceBackend, load_backend
 from shared.manifest import Manifest
-from shared.registry import Registry, RegistryError
+from shared.registry import Registry, RegistryError, parse_current
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -187,8 +187,8 @@ class ModelPool:
     def _current(self, name: str) -> int | None:
         """CURRENT of ``name``; a value that names no version is logged once and counted."""
         text = self.registry.current_text(name)
-        version = int(text) if text is not None and text.isdigit() else None
-        bad = text is not None and (version is None or version not in self.registry.versions(name))
+        version = parse_current(text)
+        bad = text is not None and (version is None or not self.registry.has_version(name, version))
         if not bad:
             self._bad_current.pop(name, None)
             return version

@@ -208,16 +208,17 @@ class Pix2PixRecipe(Recipe):
         netD.requires_grad_(False)
         losses: dict[str, Tensor] = {}
         with amp.autocast():
-            real_pair, fake_pair = augment_alike(
-                policy, color_from, self.d_input(cond_A, real_B), self.d_input(cond_A, fake_B)
-            )
-            if opts.lambda_fm > 0:
+            if opts.lambda_fm > 0:  # the real pair only for feature matching
+                real_pair, fake_pair = augment_alike(
+                    policy, color_from, self.d_input(cond_A, real_B), self.d_input(cond_A, fake_B)
+                )
                 feats_fake = feature_lists(netD, fake_pair)
                 with torch.no_grad():
                     feats_real = feature_lists(netD, real_pair)
                 losses["G_GAN"] = self.gan_loss([f[-1] for f in feats_fake], True)
                 losses["G_FM"] = opts.lambda_fm * feature_matching(feats_fake, feats_real)
             else:
+                (fake_pair,) = augment_alike(policy, color_from, self.d_input(cond_A, fake_B))
                 losses["G_GAN"] = self.gan_loss(netD(fake_pair), True)
             losses["G_L1"] = (fake_B.float() - real_B.float()).abs().mean() * opts.lambda_l1
             loss_G = torch.stack(list(losses.values())).sum()
