@@ -35,8 +35,13 @@ def publish_untrained(root: Path, names: Sequence[str] = BENCH_MODELS) -> list[M
     """Publish the bootstrap UNet with fresh (untrained) weights under ``root``."""
     import torch
 
-    from services.trainer.bootstrap import ARCH_KWARGS, MODELS, manifest_for, publish_generator
-    from shared.nets import UNetGenerator, init_weights
+    from services.trainer.nets import UNetGenerator, init_weights
+    from services.trainer.publishing.bootstrap import (
+        ARCH_KWARGS,
+        MODELS,
+        manifest_for,
+        publish_generator,
+    )
 
     registry = Registry(root)
     published = []

@@ -13,9 +13,9 @@ same as a white one.
 The weights were fitted (class- and group-balanced, L2-regularised) on FS2K face photos
 vs. hand-drawn sketches (official train split), edges2shoes edge maps vs. shoe photos, CMP
 facade photos, CIFAR-10 cats and dogs and the project's own synthetic pairs
-(``shared.synthetic``, 64 to 256 px); the real images also augmented: grey, dark, noisy,
-JPEG'd and cut-out-on-white photos, coloured-pen, phone-photographed, blurred and JPEG'd
-drawings. ``benchmarks/drawing_detector.py`` measures the accuracy on the real data.
+(``services.trainer.data.synthetic``, 64 to 256 px); the real images also augmented: grey,
+dark, noisy, JPEG'd and cut-out-on-white photos, coloured-pen, phone-photographed, blurred
+and JPEG'd drawings. ``benchmarks/drawing_detector.py`` measures the accuracy on the real data.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The ``manifest.json`` of a published model version (DESIGN.md, "The model volume")."""
+"""A published model version's ``manifest.json`` (docs/architecture.md, "The model volume")."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+# a model's name: its folder on the model volume and the `model` field of requests
+MODEL_NAME = r"[a-z0-9][a-z0-9-]{0,63}"
+MODEL_NAME_PATTERN = f"^{MODEL_NAME}$"
+MODEL_NAME_RE = re.compile(MODEL_NAME_PATTERN)
 
 # files of a version folder, and the tensor names of the exported graphs
 ONNX_FILE = "model.onnx"

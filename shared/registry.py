@@ -1,6 +1,6 @@
 """The model volume: versioned, atomically published, sha256-verified model files.
 
-Layout (DESIGN.md)::
+Layout (docs/architecture.md, "The model volume")::
 
     <root>/<model>/versions/<NNNNNN>/{model.onnx, model.ts, manifest.json}
     <root>/<model>/CURRENT          text: the served version number

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from shared.export import export_model
+from services.trainer.publishing.export import export_model
 from shared.manifest import Manifest, TensorSpec
 from shared.registry import Registry
 

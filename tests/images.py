@@ -8,7 +8,7 @@ import zlib
 
 from PIL import Image
 
-from shared.synthetic import make_pair, pair_rng
+from services.trainer.data.synthetic import make_pair, pair_rng
 
 
 def png(img: Image.Image) -> bytes:

@@ -8,10 +8,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from services.trainer.bootstrap import ARCH_KWARGS, MODELS, manifest_for, publish_generator
-from shared.export import ONNX_FILE, export_model, export_onnx
+from services.trainer.nets import UNetGenerator, build_serving_net, init_weights
+from services.trainer.publishing.bootstrap import (
+    ARCH_KWARGS,
+    MODELS,
+    manifest_for,
+    publish_generator,
+)
+from services.trainer.publishing.export import ONNX_FILE, export_model, export_onnx
 from shared.manifest import Manifest, TensorSpec
-from shared.nets import UNetGenerator, build_serving_net, init_weights
 from shared.registry import Registry
 
 

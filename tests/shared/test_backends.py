@@ -12,11 +12,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from services.trainer.publishing.export import ONNX_FILE, TORCHSCRIPT_FILE
 from shared.backends import InferenceBackend, load_backend
 from shared.backends.fake import FakeBackend
 from shared.backends.onnx import OnnxBackend, choose_providers
 from shared.backends.torchscript import TorchScriptBackend
-from shared.export import ONNX_FILE, TORCHSCRIPT_FILE
 from shared.manifest import Manifest
 from shared.registry import Registry
 from tests.helpers import TinyConv, publish_tiny

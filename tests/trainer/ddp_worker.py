@@ -18,10 +18,10 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from services.trainer.cli import main
+from services.trainer.commands import main
+from services.trainer.engine.sync_batchnorm import GlooSyncBatchNorm, convert_sync_batchnorm
 from services.trainer.recipes.base import Amp, register, unwrap
 from services.trainer.recipes.pix2pix import Pix2PixRecipe
-from services.trainer.sync_batchnorm import GlooSyncBatchNorm, convert_sync_batchnorm
 from tests.trainer.tiny_runs import SYNC_BN_SEED
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from services.trainer.cli import main
+from services.trainer.commands import main
 from shared.registry import Registry
 from tests.trainer.tiny_runs import one_thread
 
@@ -199,7 +199,7 @@ def test_resume_takes_recipe_and_data_from_the_checkpoint(
 def test_help_lists_the_recipes_without_importing_torch() -> None:
     code = (
         "import sys, contextlib, io\n"
-        "from services.trainer.cli import main\n"
+        "from services.trainer.commands import main\n"
         "out = io.StringIO()\n"
         "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
         "    main(['train', '--help'])\n"

@@ -13,7 +13,7 @@ from PIL import Image
 
 from services.trainer.config import TrainConfig
 from services.trainer.evaluation.compare import GRID_COLUMNS, IDENTITY, compare
-from services.trainer.publishing import publish_recipe
+from services.trainer.publishing.publish import publish_recipe
 from services.trainer.recipes import get_recipe
 from shared.registry import Registry
 

@@ -22,7 +22,7 @@ from services.trainer.data import (
     detect_layout,
     open_dataset,
 )
-from shared.synthetic import SyntheticPairs
+from services.trainer.data.synthetic import SyntheticPairs
 
 REAL_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 ATOL = 0.04  # bicubic resampling of X and 255 - X agree to a level or two

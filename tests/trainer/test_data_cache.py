@@ -18,8 +18,8 @@ from services.trainer.data import PairedFoldersDataset
 from services.trainer.data import cache as cache_module
 from services.trainer.data.cache import CachedPairs, folder_fingerprint, to_uint8
 from services.trainer.data.common import PairedTransform
-from services.trainer.data_loading import RunData, open_run_data
-from services.trainer.distributed import DistContext
+from services.trainer.data.loading import RunData, open_run_data
+from services.trainer.engine.distributed import DistContext
 from shared.settings import get_settings
 
 SIZE = 32

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from services.trainer.nets import MultiscaleDiscriminator, NLayerDiscriminator
 from services.trainer.recipes.base import Amp
 from services.trainer.recipes.pix2pix import (
     Pix2PixRecipe,
@@ -19,7 +20,6 @@ from services.trainer.recipes.pix2pix import (
     feature_matching,
     style_planes,
 )
-from shared.nets import MultiscaleDiscriminator, NLayerDiscriminator
 from tests.trainer.tiny_runs import tiny_config
 
 ALL = "color,translation,cutout"

@@ -10,16 +10,16 @@ import pytest
 import torch
 from PIL import Image
 
-from services.trainer.checkpoint import recipe_from_checkpoint
 from services.trainer.config import TrainConfig
-from services.trainer.data_loading import open_run_data
-from services.trainer.distributed import DistContext
-from services.trainer.loop import train
-from services.trainer.progress import Progress
-from services.trainer.publishing import publish_recipe, should_serve
-from services.trainer.schedules import LinearDecay
+from services.trainer.data.loading import open_run_data
+from services.trainer.data.synthetic import write_paired_folders
+from services.trainer.engine.checkpoint import recipe_from_checkpoint
+from services.trainer.engine.distributed import DistContext
+from services.trainer.engine.loop import train
+from services.trainer.engine.progress import Progress
+from services.trainer.engine.schedules import LinearDecay
+from services.trainer.publishing.publish import publish_recipe, should_serve
 from shared.registry import Registry
-from shared.synthetic import write_paired_folders
 from tests.helpers import make_manifest, write_files
 from tests.trainer.tiny_runs import load_state, tiny_config
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from services.trainer.perceptual import (
+from services.trainer.recipes.perceptual import (
     INCEPTION_LAYERS,
     InceptionFeatures,
     PerceptualLoss,

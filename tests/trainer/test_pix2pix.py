@@ -10,13 +10,13 @@ import pytest
 import torch
 from torch import Tensor
 
-from services.trainer.loop import train
+from services.trainer.engine.loop import train
+from services.trainer.engine.seeding import seed_everything
+from services.trainer.nets import UNetGenerator
 from services.trainer.recipes import RECIPES
 from services.trainer.recipes.base import Amp
 from services.trainer.recipes.pix2pix import Pix2PixOptions, Pix2PixRecipe, num_downs_for
-from services.trainer.seeding import seed_everything
 from shared.backends import load_backend
-from shared.nets import UNetGenerator
 from shared.registry import Registry
 from tests.trainer.tiny_runs import load_state, tiny_config
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import services.trainer.prepare_cli  # noqa: F401  (registers `prepare`)
-from services.trainer.cli import main
+import services.trainer.commands.prepare  # noqa: F401  (registers `prepare`)
+from services.trainer.commands import main
 from services.trainer.data import detect_layout, open_dataset
 
 CIFAR_NAMES = [

@@ -14,14 +14,14 @@ import torch
 from torch import Tensor, nn
 
 from services.trainer.config import TrainConfig
+from services.trainer.data.synthetic import SyntheticPairs
+from services.trainer.publishing.export import export_model
 from services.trainer.recipes.base import RECIPES, Amp, ExportSpec, unwrap
 from services.trainer.recipes.cyclegan import CycleGANRecipe
 from services.trainer.recipes.image_pool import ImagePool
 from shared.backends import load_backend
-from shared.export import export_model
 from shared.manifest import Manifest
 from shared.registry import Registry
-from shared.synthetic import SyntheticPairs
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::torch.jit.TracerWarning", "ignore:.*:UserWarning:torch.*"

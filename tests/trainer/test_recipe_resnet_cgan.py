@@ -12,14 +12,14 @@ from pydantic import ValidationError
 from torch import Tensor, nn
 
 from services.trainer.config import TrainConfig
+from services.trainer.data.synthetic import SyntheticPairs
+from services.trainer.nets import build_serving_net
+from services.trainer.publishing.export import export_model
 from services.trainer.recipes.base import RECIPES, Amp, ExportSpec, unwrap
 from services.trainer.recipes.resnet_cgan import ResnetCGANRecipe
 from shared.backends import load_backend
-from shared.export import export_model
 from shared.manifest import Manifest
-from shared.nets import build_serving_net
 from shared.registry import Registry
-from shared.synthetic import SyntheticPairs
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::torch.jit.TracerWarning", "ignore:.*:UserWarning:torch.*"

@@ -14,12 +14,12 @@ from pydantic import ValidationError
 from torch import Tensor, nn
 
 from services.trainer.config import TrainConfig
+from services.trainer.nets import build_serving_net
+from services.trainer.publishing.export import export_model
 from services.trainer.recipes.base import RECIPES, Amp, unwrap
 from services.trainer.recipes.siamese_gan import SiameseGANRecipe, same_class_partner
 from shared.backends import load_backend
-from shared.export import export_model
 from shared.manifest import Manifest
-from shared.nets import build_serving_net
 from shared.registry import Registry
 
 pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")

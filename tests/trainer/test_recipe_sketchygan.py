@@ -13,21 +13,21 @@ import torch
 from pydantic import ValidationError
 from torch import Tensor, nn
 
-from services.trainer import perceptual as perceptual_module
 from services.trainer.config import TrainConfig
-from services.trainer.perceptual import PerceptualLoss
+from services.trainer.data.synthetic import SyntheticPairs
+from services.trainer.nets import build_serving_net
+from services.trainer.publishing.export import export_model
+from services.trainer.recipes import perceptual as perceptual_module
 from services.trainer.recipes.base import RECIPES, Amp, ExportSpec, unwrap
+from services.trainer.recipes.perceptual import PerceptualLoss
 from services.trainer.recipes.sketchygan import (
     SketchyGANRecipe,
     diversity_loss,
     one_sided_penalty,
 )
 from shared.backends import load_backend
-from shared.export import export_model
 from shared.manifest import Manifest
-from shared.nets import build_serving_net
 from shared.registry import Registry
-from shared.synthetic import SyntheticPairs
 
 pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
 

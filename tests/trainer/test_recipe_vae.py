@@ -12,13 +12,13 @@ from pydantic import ValidationError
 from torch import Tensor
 
 from services.trainer.config import TrainConfig
+from services.trainer.data.synthetic import SyntheticPairs
+from services.trainer.publishing.export import export_model
 from services.trainer.recipes.base import RECIPES, Amp, unwrap
 from services.trainer.recipes.vae import VAERecipe, kl_divergence
 from shared.backends import load_backend
-from shared.export import export_model
 from shared.manifest import Manifest
 from shared.registry import Registry
-from shared.synthetic import SyntheticPairs
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::torch.jit.TracerWarning", "ignore:.*:UserWarning:torch.*"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from services.trainer.config import TrainConfig
-from services.trainer.loop import train
+from services.trainer.engine.loop import train
 from services.worker.model_pool import ModelPool
 from shared.registry import Registry
 from shared.settings import Settings

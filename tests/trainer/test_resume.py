@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from services.trainer.config import TrainConfig
-from services.trainer.loop import train
+from services.trainer.engine.loop import train
 from tests.trainer.tiny_runs import load_state, python, subprocess_env, tiny_fields
 
 KILL_AT = 7

@@ -16,18 +16,23 @@ import torch
 from safetensors import safe_open
 from torch import Tensor
 
-from services.trainer.bundle import PARITY_ATOL, bundle_version, check_parity, fp16_weights
-from services.trainer.compute import Compute
-from services.trainer.loop import train
-from services.trainer.recipes.base import Amp
-from services.trainer.recipes.pix2pix import Pix2PixRecipe
-from services.trainer.weights import (
+from services.trainer.engine.compute import Compute
+from services.trainer.engine.loop import train
+from services.trainer.engine.weights import (
     init_from,
     onnx_generator,
     pack_checkpoint,
     read_weights,
     resolve,
 )
+from services.trainer.publishing.bundle import (
+    PARITY_ATOL,
+    bundle_version,
+    check_parity,
+    fp16_weights,
+)
+from services.trainer.recipes.base import Amp
+from services.trainer.recipes.pix2pix import Pix2PixRecipe
 from shared.backends import load_backend
 from shared.bundled import MANIFEST_FILE, ONNX_FILE, bundled_names, publish_bundled
 from shared.manifest import Manifest
@@ -390,7 +395,7 @@ def test_python_m_shared_bundled_needs_no_torch(tmp_path: Path) -> None:
 
 
 def test_the_no_torch_wrapper_catches_a_torch_import(tmp_path: Path) -> None:
-    done = run_without_torch(tmp_path / "models", "import services.trainer.weights")
+    done = run_without_torch(tmp_path / "models", "import services.trainer.engine.weights")
     assert done.returncode == 1
     assert "import of torch halted" in done.stderr
 

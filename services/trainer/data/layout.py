@@ -13,9 +13,9 @@ Layouts (`detect_layout` checks them in this order):
 (`UnpairedView`) so CycleGAN can train on FS2K or paired folders.
 
 Synthetic: "synthetic://N" gives N training pairs and M = max(1, N // 10) validation pairs
-(`?val=M` to choose, `?seed=S` for another set) from `shared.synthetic`, generated on the fly
-at image_size, deterministic per (seed, split, index). A = sketch, B = photo for
-"sketch2photo" (the default); swapped for "photo2sketch".
+(`?val=M` to choose, `?seed=S` for another set) from `services.trainer.data.synthetic`,
+generated on the fly at image_size, deterministic per (seed, split, index). A = sketch,
+B = photo for "sketch2photo" (the default); swapped for "photo2sketch".
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from services.trainer.data.common import (
 )
 from services.trainer.data.folders import ClassFolderDataset, PairedFoldersDataset, class_folders
 from services.trainer.data.fs2k import FS2KDataset
+from services.trainer.data.synthetic import make_pair, pair_rng
 from services.trainer.data.unpaired import UnpairedDataset, UnpairedView
-from shared.synthetic import make_pair, pair_rng
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ EXPECTED = (
 
 
 class SyntheticPairedDataset(ItemDataset):
-    """Pairs from `shared.synthetic` as paired items {"A", "B", "path": "synthetic://..."}."""
+    """Pairs from `services.trainer.data.synthetic` as paired items {"A", "B", "path": "synthetic://..."}."""
 
     def __init__(
         self,

@@ -34,8 +34,8 @@ from torch import Tensor
 from services.trainer.data.common import load_rgb, to_tensor
 from services.trainer.data.fs2k import ATTRIBUTE_NAMES, FS2KDataset
 from services.trainer.evaluation.fid import real_stats_path
+from services.trainer.evaluation.sample_grid import grid_image
 from services.trainer.evaluation.suite import EvalSuite
-from services.trainer.sample_grid import grid_image
 from shared.backends import load_backend
 from shared.image_ops import from_array, restore_aspect
 from shared.model_input import model_input

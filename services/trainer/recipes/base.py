@@ -15,7 +15,7 @@ Batches are dicts of tensors already on the device (NCHW float32 in [-1, 1]):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from torch import Tensor, nn
 
 from services.trainer.config import TrainConfig
+from services.trainer.nets import build_serving_net
 from shared.manifest import Task, TensorSpec
 
 DataKind = Literal["paired", "unpaired", "images"]
@@ -70,9 +71,11 @@ class ExportSpec:
 
     model_name: str
     task: Task
-    architecture: str  # a key of shared.nets.ARCHITECTURES
+    architecture: str  # a key of services.trainer.nets.ARCHITECTURES
     arch_kwargs: dict[str, Any]
-    net: nn.Module  # built with shared.nets.build_serving_net(architecture, **arch_kwargs)
+    net: (
+        nn.Module
+    )  # built with services.trainer.nets.build_serving_net(architecture, **arch_kwargs)
     input: TensorSpec
     output: TensorSpec
     description: str = ""
@@ -140,6 +143,16 @@ class Recipe(ABC):
     def exports(self) -> list[ExportSpec]:
         """The serving nets to publish, built from the current weights (CPU, fp32, eval)."""
 
+    def serving_net(
+        self, architecture: str, arch_kwargs: Mapping[str, Any], generator: str = "netG"
+    ) -> nn.Module:
+        """The serving wrapper of ``architecture`` (``nets.build_serving_net``) holding a copy
+        of ``self.nets[generator]``'s weights: CPU, floating point in fp32, eval mode."""
+        net = build_serving_net(architecture, **arch_kwargs)
+        state = unwrap(self.nets[generator]).state_dict()
+        net.load_state_dict({f"netG.{k}": cpu_fp32(v) for k, v in state.items()})
+        return net.eval()
+
     def generators(self) -> Iterator[nn.Module]:
         """Nets whose change the tests check (default: every net named like netG*)."""
         return (net for name, net in self.nets.items() if name.startswith("netG"))
@@ -161,6 +174,12 @@ RECIPES: dict[str, type[Recipe]] = {}
 def register(cls: type[Recipe]) -> type[Recipe]:
     RECIPES[cls.name] = cls
     return cls
+
+
+def cpu_fp32(t: Tensor) -> Tensor:
+    """A detached CPU copy, floating point tensors in fp32 (for exports)."""
+    t = t.detach().cpu()
+    return t.float() if t.is_floating_point() else t
 
 
 def unwrap(net: nn.Module) -> nn.Module:

@@ -32,17 +32,16 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register, unwrap
-from services.trainer.recipes.image_pool import ImagePool
-from services.trainer.recipes.losses import gan_loss
-from shared.manifest import Task, TensorSpec
-from shared.nets import (
+from services.trainer.nets import (
     NLayerDiscriminator,
     ResnetGenerator,
-    build_serving_net,
     frozen,
     init_weights,
 )
+from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register
+from services.trainer.recipes.image_pool import ImagePool
+from services.trainer.recipes.losses import gan_loss
+from shared.manifest import Task, TensorSpec
 
 
 class CycleGANOptions(BaseModel):
@@ -191,9 +190,7 @@ class CycleGANRecipe(Recipe):
         image = TensorSpec(kind="image", height=self.image_size, width=self.image_size)
         specs = []
         for net_name, task in (("netG_A2B", task_A2B), ("netG_B2A", other_task(task_A2B))):
-            net = build_serving_net("resnet", **self.arch_kwargs)
-            state = unwrap(self.nets[net_name]).state_dict()
-            net.load_state_dict({f"netG.{k}": v.detach().float().cpu() for k, v in state.items()})
+            net = self.serving_net("resnet", self.arch_kwargs, net_name)
             specs.append(
                 ExportSpec(
                     model_name=self.model_name(task),

@@ -6,7 +6,7 @@ As in pytorch-CycleGAN-and-pix2pix (``pix2pix_model.py``), per step on a batch (
     D: loss_D = 0.5 * (GAN(netD([real_A, fake_B.detach()]), 0) + GAN(netD([real_A, real_B]), 1))
     G: loss_G = GAN(netD([real_A, fake_B]), 1) + lambda_l1 * |fake_B - real_B|_1   (netD frozen)
 
-netG: U-Net (``shared.nets.UNetGenerator``) with num_downs from the image size (8 for 256
+netG: U-Net (``services.trainer.nets.UNetGenerator``) with num_downs from the image size (8 for 256
 px, 7 for 128, 6 for 64, 5 for 32), dropout in the innermost decoder blocks (the noise of the
 paper). netD: 70x70 PatchGAN (n_layers_D=3) on the channel-concatenated (input, output) pair.
 Normalisation: the paper uses batch norm at batch size 1 and keeps batch statistics at test
@@ -24,7 +24,7 @@ defaults stay the paper's recipe; ``configs/`` holds the shipped face recipes):
 
 - ``upsample="resize"``: bilinear resize + 3x3 conv in the U-Net decoder (no checkerboard);
 - ``num_D``, ``spectral_norm``, ``lambda_fm``: pix2pixHD's multi-scale PatchGAN with
-  feature matching, spectral norm in D (``shared.nets.MultiscaleDiscriminator``);
+  feature matching, spectral norm in D (``services.trainer.nets.MultiscaleDiscriminator``);
 - ``diffaugment``: the same differentiable augmentation on D's real and fake pairs, in the D
   and the G step (``recipes.diffaugment``);
 - ``ema_beta``: an EMA copy of netG ("netG_ema") is what is evaluated and exported;
@@ -43,18 +43,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
 from services.trainer.data.fs2k import ATTRIBUTE_NAMES, ATTRIBUTES
+from services.trainer.nets import (
+    MultiscaleDiscriminator,
+    NLayerDiscriminator,
+    UNetGenerator,
+    init_weights,
+)
 from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register, unwrap
 from services.trainer.recipes.diffaugment import diff_augment, parse_policy
 from services.trainer.recipes.ema import ema_copy, ema_update
 from services.trainer.recipes.losses import gan_loss
 from shared.manifest import TensorSpec
-from shared.nets import (
-    MultiscaleDiscriminator,
-    NLayerDiscriminator,
-    UNetGenerator,
-    build_serving_net,
-    init_weights,
-)
 
 MAX_NUM_DOWNS = 8
 
@@ -231,9 +230,13 @@ class Pix2PixRecipe(Recipe):
         values = torch.stack([v.detach().float() for v in losses.values()]).tolist()
         return dict(zip(losses, values, strict=True))
 
-    def serving_generator(self) -> nn.Module:
+    @property
+    def serving_generator_name(self) -> str:
         """The net that is evaluated and exported: the EMA copy when there is one."""
-        return self.nets.get("netG_ema", self.nets["netG"])
+        return "netG_ema" if "netG_ema" in self.nets else "netG"
+
+    def serving_generator(self) -> nn.Module:
+        return self.nets[self.serving_generator_name]
 
     def generators(self) -> Iterator[nn.Module]:
         yield self.nets["netG"]
@@ -258,14 +261,7 @@ class Pix2PixRecipe(Recipe):
         return f"{self.config.direction}-pix2pix"
 
     def exports(self) -> list[ExportSpec]:
-        net = build_serving_net("unet", **self.arch_kwargs)
-        state = unwrap(self.serving_generator()).state_dict()
-        net.load_state_dict(
-            {
-                f"netG.{k}": v.detach().float().cpu() if v.is_floating_point() else v.detach().cpu()
-                for k, v in state.items()
-            }
-        )
+        net = self.serving_net("unet", self.arch_kwargs, self.serving_generator_name)
         size = self.image_size
         image = TensorSpec(kind="image", height=size, width=size, fit=self.config.fit)
         source = image

@@ -1,9 +1,9 @@
 """``resnet-cgan``: the 128x128 ResNet cGAN of the brief (section A).
 
-netG (shared.nets.ResnetCGANGenerator) translates a sketch to a photo; netD
+netG (services.trainer.nets.ResnetCGANGenerator) translates a sketch to a photo; netD
 (ResnetCGANDiscriminator) gives one logit per image, P(real) = sigmoid(logit). The generator is
 trained THROUGH the combined model (real_A -> netG -> fake_B -> netD -> verdict) with netD's
-weights frozen (``shared.nets.frozen``), on the combined model's two outputs:
+weights frozen (``services.trainer.nets.frozen``), on the combined model's two outputs:
 
     loss_G = BCE(verdict, 1) + lambda_l1 * |fake_B - real_B|_1          (GAN + optional L1)
     loss_D = 0.5 * (BCE(netD(real_B), 1) + BCE(netD(fake_B), 0))
@@ -30,17 +30,16 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register, unwrap
-from services.trainer.recipes.losses import gan_loss
-from shared.manifest import TensorSpec
-from shared.nets import (
+from services.trainer.nets import (
     CombinedModel,
     ResnetCGANDiscriminator,
     ResnetCGANGenerator,
-    build_serving_net,
     frozen,
     init_weights,
 )
+from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register
+from services.trainer.recipes.losses import gan_loss
+from shared.manifest import TensorSpec
 
 
 class ResnetCGANOptions(BaseModel):
@@ -153,9 +152,7 @@ class ResnetCGANRecipe(Recipe):
             "ngf": opts.ngf,
             "n_blocks": opts.n_blocks,
         }
-        net = build_serving_net("resnet-cgan", **arch_kwargs)
-        state = unwrap(self.nets["netG"]).state_dict()
-        net.load_state_dict({f"netG.{k}": v.detach().float().cpu() for k, v in state.items()})
+        net = self.serving_net("resnet-cgan", arch_kwargs)
         image = TensorSpec(kind="image", height=self.input_size, width=self.input_size)
         task = self.config.direction
         mode = ""

@@ -2,7 +2,7 @@
 
 Generator: DCGAN (Radford et al. 2016) from z ~ N(0, I) of 100 dims, optionally with a one-hot
 class appended (`conditional`). Discriminator: a Siamese network scoring how alike the two
-images of a pair are (a similarity logit, see shared.nets.SiameseDiscriminator). With real'
+images of a pair are (a similarity logit, see ``nets.SiameseDiscriminator``). With real'
 another real image of the same class (a batch neighbour) and fake = G(z, class of real):
 
     D: BCE(sim(real, real'), 1) + BCE(sim(real, fake), 0)   (tell the pairs apart)
@@ -30,9 +30,13 @@ from torch import Tensor
 from services.trainer.data import DatasetLayoutError, detect_layout
 from services.trainer.data.common import split_dir
 from services.trainer.data.folders import class_folders
-from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register, unwrap
+from services.trainer.nets import (
+    DCGANGenerator,
+    SiameseDiscriminator,
+    init_weights,
+)
+from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register
 from shared.manifest import TensorSpec
-from shared.nets import DCGANGenerator, SiameseDiscriminator, build_serving_net, init_weights
 
 log = logging.getLogger(__name__)
 
@@ -194,15 +198,7 @@ class SiameseGANRecipe(Recipe):
 
     def exports(self) -> list[ExportSpec]:
         kwargs = self.arch_kwargs()
-        net = build_serving_net("dcgan", **kwargs)
-        state = unwrap(self.nets["netG"]).state_dict()
-        net.load_state_dict(
-            {
-                f"netG.{k}": v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
-                for k, v in state.items()
-            }
-        )
-        net.eval()
+        net = self.serving_net("dcgan", kwargs)
         return [
             ExportSpec(
                 model_name=self.config.model_name or "catdog-siamese-gan",

@@ -18,7 +18,7 @@ The learning-rate schedule is the loop's (the released code decayed linearly to 
 
 Auxiliary classes: the original classified Sketchy's object categories; here one FS2K attribute
 (`aux_attribute`, "auto" = "gender" on FS2K data, none elsewhere) or none (no class head).
-Perceptual features: Inception, see `services.trainer.perceptual` (disabled with a warning
+Perceptual features: Inception, see `services.trainer.recipes.perceptual` (disabled with a warning
 when no local Inception file exists; never downloaded).
 """
 
@@ -33,10 +33,14 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from torch import Tensor
 
 from services.trainer.data import ATTRIBUTE_NAMES, ATTRIBUTES, DatasetLayoutError, detect_layout
-from services.trainer.perceptual import INCEPTION_LAYERS, InceptionFeatures, PerceptualLoss
-from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register, unwrap
+from services.trainer.nets import (
+    SketchyDiscriminator,
+    SketchyGenerator,
+    init_weights,
+)
+from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register
+from services.trainer.recipes.perceptual import INCEPTION_LAYERS, InceptionFeatures, PerceptualLoss
 from shared.manifest import TensorSpec
-from shared.nets import SketchyDiscriminator, SketchyGenerator, build_serving_net, init_weights
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +118,6 @@ def diversity_loss(fake_1: Tensor, fake_2: Tensor, z_1: Tensor, z_2: Tensor) -> 
     image_dist = (fake_1.float() - fake_2.float()).abs().flatten(1).mean(1)  # (N,)
     noise_dist = (z_1.float() - z_2.float()).flatten(1).norm(dim=1)  # (N,)
     return -(image_dist / noise_dist.clamp(min=1e-8)).mean()
-
-
-def cpu_fp32(t: Tensor) -> Tensor:
-    """A detached CPU copy, floating point tensors in fp32 (for exports)."""
-    t = t.detach().cpu()
-    return t.float() if t.is_floating_point() else t
 
 
 def resolve_aux_attribute(option: str | None, data: str) -> str | None:
@@ -299,10 +297,7 @@ class SketchyGANRecipe(Recipe):
 
     def exports(self) -> list[ExportSpec]:
         kwargs = self.arch_kwargs()
-        net = build_serving_net("sketchy", **kwargs)
-        state = unwrap(self.nets["netG"]).state_dict()
-        net.load_state_dict({f"netG.{k}": cpu_fp32(v) for k, v in state.items()})
-        net.eval()
+        net = self.serving_net("sketchy", kwargs)
         image = TensorSpec(kind="image", height=self.image_size, width=self.image_size)
         direction = self.config.direction
         return [

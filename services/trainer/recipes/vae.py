@@ -1,7 +1,7 @@
 """``vae``: a convolutional VAE (Kingma & Welling 2014) on 32x32 images (CIFAR-10 cats/dogs).
 
 The brief's autoencoder counterpart of the Siamese GAN (section C). netG is the whole
-shared.nets.ConvVAE (encoder q(z|x) = N(mu, diag exp(logvar)) and decoder); the decoder alone is
+``nets.ConvVAE`` (encoder q(z|x) = N(mu, diag exp(logvar)) and decoder); the decoder alone is
 served, fed z ~ N(0, I) by the worker (task "generate").
 
 Loss: the negative ELBO per image, averaged over the batch:
@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
+from services.trainer.nets import ConvVAE
 from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register, unwrap
 from shared.manifest import TensorSpec
-from shared.nets import ConvVAE, build_serving_net
 
 IMAGE_SIZE = 32  # ConvVAE's fixed resolution
 GRID_SEED = 1234  # prior samples in the grid: the same z at every evaluation
@@ -109,9 +109,7 @@ class VAERecipe(Recipe):
         return EvalOutput(fake=fake, real=real, grid=grid)
 
     def exports(self) -> list[ExportSpec]:
-        net = build_serving_net("vae", **self.arch_kwargs)
-        state = unwrap(self.nets["netG"]).state_dict()
-        net.load_state_dict({f"netG.{k}": v.detach().float().cpu() for k, v in state.items()})
+        net = self.serving_net("vae", self.arch_kwargs)
         return [
             ExportSpec(
                 model_name=self.config.model_name or "catdog-vae",

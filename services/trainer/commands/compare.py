@@ -1,0 +1,114 @@
+"""Commands about trained models: ``compare`` (published models side by side on held-out
+pairs), ``bundle`` (ship one in the package) and ``pack`` (a checkpoint as a weights file).
+
+    python -m services.trainer compare --data ../shared/data/fs2k --direction sketch2photo \\
+        --model identity --model paper-s2p --model sketch2photo --json var/eval/s2p.json
+
+Prints a Markdown table (the one in MODELS.md) and, with ``--json``, writes every metric.
+See ``services.trainer.evaluation.compare`` for what is measured and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from services.trainer.commands.base import add_command, registry_of
+
+
+def _configure_compare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path, help="an FS2K folder (its val split)")
+    p.add_argument("--direction", choices=["sketch2photo", "photo2sketch"], required=True)
+    p.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        required=True,
+        help="NAME[@VERSION] in the model volume, or 'identity' (the input unchanged); repeat",
+    )
+    p.add_argument("--samples", type=int, help="the first N held-out pairs (default: all)")
+    p.add_argument("--json", type=Path, help="also write every metric to this file")
+    p.add_argument("--grid", type=Path, help="also write a sample grid (JPEG) of 8 pairs")
+
+
+@add_command(
+    "compare",
+    "score published models side by side on held-out FS2K pairs (FID, SSIM, PSNR, FSIM, …)",
+    _configure_compare,
+)
+def _compare(args: argparse.Namespace) -> int:
+    from services.trainer.evaluation.compare import compare, markdown_table, write_json
+
+    registry = registry_of(args)
+    results = compare(
+        args.data, args.direction, args.models, samples=args.samples, registry=registry,
+        grid=args.grid,
+    )  # fmt: skip
+    if args.json is not None:
+        write_json(args.json, results)
+    sys.stdout.write(markdown_table(results) + "\n")
+    return 0
+
+
+def _configure_bundle(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="a published model name")
+    p.add_argument("--version", type=int, help="default: the served version")
+    p.add_argument("--checkpoint", type=Path, help="also keep this run's discriminator(s)")
+    p.add_argument("--out-root", type=Path, help="default: the package's shared/bundled")
+    p.add_argument(
+        "--eval",
+        type=Path,
+        help="a `compare --json` file: ship its metrics for this model (key NAME or NAME@V)",
+    )
+
+
+@add_command(
+    "bundle",
+    "ship a published version in the package (fp16 ONNX + manifest; with --checkpoint, D too)",
+    _configure_bundle,
+)
+def _bundle(args: argparse.Namespace) -> int:
+    from services.trainer.publishing.bundle import bundle_version
+    from shared.bundled import BUNDLED_ROOT
+
+    registry = registry_of(args)
+    evaluation = None
+    if args.eval is not None:
+        results = json.loads(args.eval.read_text())
+        keys = [k for k in results if k == args.model or k.startswith(f"{args.model}@")]
+        if not keys:
+            sys.stderr.write(f"error: {args.eval} has no entry for {args.model}\n")
+            return 2
+        evaluation = results[keys[-1]]
+    out = bundle_version(
+        registry, args.model, args.version, out_root=args.out_root or BUNDLED_ROOT,
+        checkpoint=args.checkpoint, evaluation=evaluation,
+    )  # fmt: skip
+    sys.stdout.write(f"{out}\n")
+    return 0
+
+
+def _configure_pack(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="the .safetensors file to write")
+
+
+@add_command(
+    "pack",
+    "write a checkpoint's nets as an fp16 weights file for --init-from (kept in the repository)",
+    _configure_pack,
+)
+def _pack(args: argparse.Namespace) -> int:
+    from services.trainer.engine.checkpoint import load_checkpoint
+    from services.trainer.engine.weights import pack_checkpoint
+
+    try:
+        state = load_checkpoint(args.checkpoint)
+    except (FileNotFoundError, ValueError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    pack_checkpoint(state, args.out, source=args.checkpoint.name)
+    sys.stdout.write(f"{args.out}\n")
+    return 0

@@ -1,0 +1,170 @@
+"""Weights files: what the repository keeps to continue training, and ``--init-from``.
+
+A weights file is one safetensors file holding a run's nets in fp16 (``<net>.<param>`` keys;
+for a recipe with an EMA generator, "netG" holds the EMA weights, which are the better
+starting point, and the EMA copy is not stored twice) with metadata:
+
+    recipe, options (the recipe options, JSON), image_size, direction, fit,
+    compute (cumulative, ``services.trainer.engine.compute``), source (the checkpoint it came from)
+
+    python -m services.trainer pack --checkpoint var/runs/X/checkpoints/latest.pt \\
+        --out weights/faces/sketch2photo.safetensors
+    python -m services.trainer train --config configs/faces-sketch2photo.yaml \\
+        --init-from weights/faces/sketch2photo.safetensors
+
+``--init-from`` also takes a bundled model (``shared/bundled/<name>``: netG from its ONNX
+weights, netD from ``netD.safetensors`` beside it) or a published version (``NAME`` or
+``NAME@VERSION`` in the model volume: netG only, the discriminator starts anew).
+Optimizers, schedules and the step count start anew either way; only the weights and the
+compute totals carry over (``--resume`` is the exact continuation of one run).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import Tensor
+
+from services.trainer.recipes.base import Recipe, unwrap
+from shared.bundled import BUNDLED_ROOT, MANIFEST_FILE
+from shared.manifest import MODEL_NAME_RE, ONNX_FILE
+from shared.registry import Registry
+
+log = logging.getLogger(__name__)
+
+EMA = "netG_ema"
+DISCRIMINATORS = "netD.safetensors"  # beside a bundled model's ONNX file
+
+
+def _fp16_tensors(nets: dict[str, dict[str, Tensor]]) -> dict[str, Tensor]:
+    """{"<net>.<param>": tensor}, floating point ones in fp16, ready for safetensors."""
+    return {
+        f"{net}.{key}": (v.half() if v.is_floating_point() else v).contiguous()
+        for net, params in nets.items()
+        for key, v in params.items()
+    }
+
+
+def pack_checkpoint(state: dict[str, Any], out: Path, *, source: str = "") -> Path:
+    """Write a checkpoint's nets (fp16; the EMA generator as netG) and metadata to ``out``."""
+    nets: dict[str, dict[str, Tensor]] = dict(state["nets"])
+    if EMA in nets:
+        nets["netG"] = nets.pop(EMA)
+    tensors = _fp16_tensors(nets)
+    config = state["config"]
+    compute = state.get("compute", {})
+    meta = {
+        "recipe": state["recipe"],
+        "options": json.dumps(config.get("options", {}), sort_keys=True),
+        "image_size": str(config.get("image_size")),
+        "direction": str(config.get("direction")),
+        "fit": str(config.get("fit", "resize")),
+        "compute": json.dumps(compute.get("totals", {})),
+        "source": source,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out), metadata=meta)
+    log.info("packed %d tensors (%s) into %s", len(tensors), ", ".join(sorted(nets)), out)
+    return out
+
+
+def read_weights(path: Path) -> tuple[dict[str, dict[str, Tensor]], dict[str, str]]:
+    """{net: state_dict (fp32)} and the metadata of a weights file."""
+    nets: dict[str, dict[str, Tensor]] = {}
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata() or {})
+        for key in f.keys():  # noqa: SIM118  (safe_open has no __iter__)
+            net, param = key.split(".", 1)
+            v = f.get_tensor(key)
+            nets.setdefault(net, {})[param] = v.float() if v.is_floating_point() else v
+    return nets, meta
+
+
+def onnx_generator(path: Path) -> dict[str, Tensor]:
+    """netG's state dict from an exported ONNX file: its initializers are named by the serving
+    wrapper's keys ("netG.<key>"; "__fp16"-suffixed in a bundled file), fp32 either way."""
+    import onnx
+    from onnx import numpy_helper
+
+    state = {}
+    for init in onnx.load(str(path)).graph.initializer:
+        key = init.name.removesuffix("__fp16")
+        if key.startswith("netG."):
+            array = numpy_helper.to_array(init).astype("float32")
+            state[key.removeprefix("netG.")] = torch.from_numpy(array.copy())
+    return state
+
+
+Nets = dict[str, dict[str, Tensor]]
+
+
+def _folder(folder: Path) -> tuple[Nets, dict[str, str]]:
+    """A bundled model folder (``shared/bundled/<name>``) or a published version folder."""
+    nets = {"netG": onnx_generator(folder / ONNX_FILE)}
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    meta = {"recipe": manifest["recipe"], "compute": json.dumps(manifest.get("compute", {}))}
+    if (folder / DISCRIMINATORS).is_file():
+        nets.update(read_weights(folder / DISCRIMINATORS)[0])
+    return nets, meta
+
+
+def resolve(spec: str, registry: Registry | None) -> tuple[Nets, dict[str, str]]:
+    """Nets and metadata named by ``spec``: a weights file, a model folder, a bundled model's
+    name, or NAME[@VERSION] in ``registry``."""
+    path = Path(spec)
+    if path.is_file():
+        return read_weights(path)
+    if path.is_dir():
+        return _folder(path)
+    if (BUNDLED_ROOT / spec / ONNX_FILE).is_file():
+        return _folder(BUNDLED_ROOT / spec)
+    name, _, version = spec.partition("@")
+    if (
+        registry is None
+        or not MODEL_NAME_RE.match(name)
+        or (registry.current(name) is None and not version)
+    ):
+        raise FileNotFoundError(
+            f"--init-from {spec}: not a file, a folder, a bundled model or a served model"
+        )
+    number = registry.manifest(name, int(version) if version else None).version
+    return _folder(registry.version_dir(name, number))
+
+
+def init_from(recipe: Recipe, spec: str, registry: Registry | None) -> dict[str, float]:
+    """Load the weights named by ``spec`` (see ``resolve``) into ``recipe``'s nets; returns the
+    compute totals they carry. Nets the source lacks (e.g. D of a published version) keep
+    their fresh initialisation."""
+    nets, meta = resolve(spec, registry)
+    if meta.get("recipe", recipe.name) != recipe.name:
+        raise ValueError(f"{spec} holds {meta['recipe']} weights, not {recipe.name}")
+    if EMA in recipe.nets and EMA not in nets and "netG" in nets:
+        nets[EMA] = nets["netG"]
+    loaded = []
+    for name, params in nets.items():
+        if name in recipe.nets:
+            unwrap(recipe.nets[name]).load_state_dict(params)
+            loaded.append(name)
+    if "netG" not in loaded:
+        raise ValueError(f"{spec} has no generator for {recipe.name} (nets: {sorted(nets)})")
+    log.info("initialised %s from %s", ", ".join(sorted(loaded)), spec)
+    compute: dict[str, float] = json.loads(meta.get("compute") or "{}")
+    return compute
+
+
+def save_discriminators(state: dict[str, Any], out: Path) -> Path:
+    """A checkpoint's discriminator nets ("netD*") in fp16, with the run's compute totals."""
+    tensors = _fp16_tensors({n: p for n, p in state["nets"].items() if n.startswith("netD")})
+    meta = {
+        "recipe": state["recipe"],
+        "compute": json.dumps(state.get("compute", {}).get("totals", {})),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out), metadata=meta)
+    return out

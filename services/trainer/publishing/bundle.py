@@ -1,0 +1,103 @@
+"""Ship a published version inside the package: fp16 ONNX for serving, D for training on.
+
+    python -m services.trainer bundle --model sketch2photo [--version N] \\
+        [--checkpoint var/runs/X/checkpoints/latest.pt]
+
+writes ``shared/bundled/<name>/`` (see ``shared.bundled``, which publishes it on first start
+with no torch):
+
+- ``model.onnx``: the version's ONNX graph with every float32 weight stored as float16 and a
+  Cast back to float32 in front of it. ONNX Runtime folds the casts when the session is built,
+  so inference is plain fp32 at half the file size; ``check_parity`` bounds the difference;
+- ``manifest.json``: the version's manifest (metrics, compute, input spec), less its files;
+  with ``--eval FILE`` (the JSON of ``compare``) its metrics are that evaluation's;
+- ``netD.safetensors`` (with ``--checkpoint``): the run's discriminator(s) in fp16, so
+  ``--init-from <name>`` continues training from what the repository holds: netG comes from
+  the ONNX weights, whose names are the generator's state-dict keys (``weights.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from shared.backends.onnx import OnnxBackend
+from shared.bundled import BUNDLED_ROOT, MANIFEST_FILE, ONNX_FILE
+from shared.registry import Registry
+
+log = logging.getLogger(__name__)
+
+PARITY_ATOL = 1e-3  # max |fp16-weights output - fp32 output| on a random input in [-1, 1]
+
+
+def fp16_weights(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Every float32 initializer stored as float16, cast back to float32 where it is used."""
+    graph = model.graph
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT:
+            continue
+        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name)
+        half.name = f"{init.name}__fp16"
+        init.CopyFrom(half)
+        casts.append(helper.make_node("Cast", [half.name], [half.name[: -len("__fp16")]],
+                                      to=TensorProto.FLOAT))  # fmt: skip
+    # the casts come first: graph nodes must be in topological order
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+    return model
+
+
+def check_parity(original: Path, converted: Path, input_shape: tuple[int, ...]) -> float:
+    """Max absolute difference between the two graphs' outputs on one random batch, each run
+    by the worker's own backend on the CPU."""
+    x = np.random.default_rng(0).uniform(-1, 1, input_shape).astype(np.float32)
+    outs = []
+    for path in (original, converted):
+        backend = OnnxBackend(path, device="cpu")
+        try:
+            outs.append(backend.run(x))
+        finally:
+            backend.close()
+    return float(np.abs(outs[0] - outs[1]).max())
+
+
+def bundle_version(
+    registry: Registry,
+    name: str,
+    version: int | None = None,
+    *,
+    out_root: Path = BUNDLED_ROOT,
+    checkpoint: Path | None = None,
+    evaluation: dict[str, float] | None = None,
+) -> Path:
+    """Write ``out_root/<name>/`` from a published version (see the module doc);
+    ``evaluation``: metrics to ship instead of the version's (e.g. from ``compare --json``)."""
+    manifest = registry.manifest(name, version)
+    source = registry.version_dir(name, manifest.version) / ONNX_FILE
+    out = out_root / name
+    out.mkdir(parents=True, exist_ok=True)
+    onnx.save(fp16_weights(onnx.load(str(source))), str(out / ONNX_FILE))
+    diff = check_parity(source, out / ONNX_FILE, manifest.input.shape(2))
+    if diff > PARITY_ATOL:
+        raise ValueError(f"{name}: fp16 weights change the output by {diff:.2e} > {PARITY_ATOL}")
+    data = manifest.model_dump(mode="json", exclude={"files", "version", "parent_version"})
+    if data.get("dataset"):  # a name, not a path of the machine it was trained on
+        data["dataset"] = Path(str(data["dataset"])).name
+    if evaluation is not None:  # `compare --json` figures replace the in-training ones
+        data["metrics"] = {k: float(v) for k, v in evaluation.items()}
+    data["metrics"]["fp16_max_abs_diff"] = diff
+    (out / MANIFEST_FILE).write_text(json.dumps(data, indent=2) + "\n")
+    if checkpoint is not None:
+        from services.trainer.engine.checkpoint import load_checkpoint
+        from services.trainer.engine.weights import save_discriminators
+
+        save_discriminators(load_checkpoint(checkpoint), out / "netD.safetensors")
+    log.info("bundled %s v%d into %s (fp16 max abs diff %.1e)", name, manifest.version, out, diff)
+    return out
