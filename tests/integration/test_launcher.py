@@ -120,6 +120,32 @@ def check_style(base: str) -> None:
     assert routed.headers["x-model"] == "sketch2photo"
 
 
+def child_pid(launcher: subprocess.Popen[str], marker: str) -> int | None:
+    """The pid of the launcher's child whose command line contains ``marker``, if any."""
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if marker in cmdline and int(stat[1]) == launcher.pid:  # field 4: the parent's pid
+            return int(proc.name)
+    return None
+
+
+def restarted_after_kill(launcher: subprocess.Popen[str], marker: str, timeout: float) -> int:
+    """SIGKILL the child, then wait for the launcher to start a new one; its pid."""
+    old = child_pid(launcher, marker)
+    assert old is not None, marker
+    os.kill(old, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while (new := child_pid(launcher, marker)) in (None, old):
+        assert time.monotonic() < deadline, f"{marker} was not started again"
+        time.sleep(0.2)
+    assert new is not None
+    return new
+
+
 def test_make_run_serves_every_bundled_model_without_torch_and_stops_in_order(
     tmp_path: Path,
 ) -> None:
@@ -144,12 +170,20 @@ def test_make_run_serves_every_bundled_model_without_torch_and_stops_in_order(
             out = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"))
             assert out.std() > 10, name  # an image, not a blank
         check_style(base)
+        redis_pid = child_pid(proc, "redis-server")
+        restarted_after_kill(proc, "-m services.worker", timeout=30)  # a crashed worker
+        sketch = (DATA / "fs2k/sketch1-sketch0001.jpg").read_bytes()
+        again = httpx.post(base + "/v1/translate", files={"image": ("s.jpg", sketch)}, timeout=90)
+        assert again.status_code == 200  # served by the new worker
+        assert child_pid(proc, "redis-server") == redis_pid  # Redis kept running
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the terminal's process group
         code, out, _ = finish(proc, 60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert code == 0
+    assert "worker0 exited with code -9" in out
+    assert "starting it again in 1 s" in out
     stopped = [line.rsplit("stopped ", 1)[1] for line in out.splitlines() if " stopped " in line]
     assert stopped == ["api", "worker0", "redis"], out
     for log in (tmp_path / "logs").glob("*.log"):
