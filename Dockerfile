@@ -83,7 +83,8 @@ USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
-CMD ["uvicorn", "services.api.main:app", "--host", "0.0.0.0", "--port", "8000", "--no-server-header"]
+# uvicorn with header/body deadlines, a head size limit and a connection cap (S2I_HTTP_*)
+CMD ["python", "-m", "services.api.server", "--host", "0.0.0.0", "--port", "8000"]
 
 # ---------------------------------------------------------------------------- worker (CPU)
 FROM cpu-runtime AS worker

@@ -139,14 +139,11 @@ class LocalStack:
             [
                 sys.executable,
                 "-m",
-                "uvicorn",
-                "services.api.main:app",
+                "services.api.server",  # uvicorn with deadlines and connection limits
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(self.api_port),
-                "--no-access-log",
-                "--no-server-header",
             ],
         )
         wait_until(lambda: httpx.get(self.base_url + "/healthz").status_code == 200, 60, "api")

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     worker_heartbeat_ttl_s: float = Field(default=15.0, gt=0)
     default_sketch2photo_model: str = "sketch2photo"
     default_photo2sketch_model: str = "photo2sketch"
+    # the HTTP server (services/api/server.py): what one client can hold
+    http_head_timeout_s: float = Field(default=10.0, gt=0)  # request line + headers
+    http_body_timeout_s: float = Field(default=60.0, gt=0)  # the whole body, once headers came
+    http_max_head_bytes: int = Field(default=32 * 1024, gt=0)  # request line + headers
+    http_max_connections: int = Field(default=512, gt=0)  # beyond: 503 on each new request
+    http_keep_alive_s: int = Field(default=5, gt=0)  # idle keep-alive connections close
 
     # --- worker ------------------------------------------------------------------------
     inference_queue: str = "s2i.inference"
