@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -22,7 +22,8 @@ SYNTHETIC_RE = re.compile(r"^synthetic://\d{1,7}$")
 
 # the trainer's recipes (services/trainer/recipes/, checked against its registry in a test);
 # here, torch-free, for the API and the command line
-RECIPE_NAMES = ("pix2pix", "resnet-cgan", "cyclegan", "sketchygan", "siamese-gan", "vae")
+RecipeName = Literal["pix2pix", "resnet-cgan", "cyclegan", "sketchygan", "siamese-gan", "vae"]
+RECIPE_NAMES: tuple[str, ...] = get_args(RecipeName)
 
 
 class TrainingState(StrEnum):

@@ -11,17 +11,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.trainings import RECIPE_NAMES, RecipeName
+
+# dataset layouts (services.trainer.data.open_dataset); "auto": detected from the folder
+Layout = Literal[
+    "auto", "fs2k", "paired-folders", "unpaired", "aligned", "class-folders", "synthetic"
+]
+LAYOUTS: tuple[str, ...] = get_args(Layout)[1:]
 
 
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    recipe: str
+    recipe: RecipeName
     data: str = Field(..., description="dataset folder, or synthetic://N for N synthetic pairs")
-    layout: str = "auto"  # see services.trainer.data.open_dataset
+    layout: Layout = "auto"
     direction: Literal["sketch2photo", "photo2sketch"] = "sketch2photo"
     image_size: int | None = None  # None: the recipe's default
     load_size: int | None = None  # resize before the random crop (None: 286/256 of the size)
@@ -54,6 +62,13 @@ class TrainConfig(BaseModel):
     model_name: str | None = None  # None: the recipe's default (cyclegan: two models)
     run_dir: Path | None = None  # None: <S2I_RUN_ROOT>/<recipe>-<timestamp>
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("recipe", mode="before")
+    @classmethod
+    def _known_recipe(cls, value: object) -> object:
+        if value not in RECIPE_NAMES:
+            raise ValueError(f"unknown recipe {value!r}; choose one of {', '.join(RECIPE_NAMES)}")
+        return value
 
     @classmethod
     def load(

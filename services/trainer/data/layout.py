@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
+from services.trainer.config import LAYOUTS
 from services.trainer.data.aligned import AlignedABDataset
 from services.trainer.data.common import (
     DatasetLayoutError,
@@ -42,7 +43,6 @@ from services.trainer.data.unpaired import UnpairedDataset, UnpairedView
 
 log = logging.getLogger(__name__)
 
-LAYOUTS = ("fs2k", "paired-folders", "unpaired", "aligned", "class-folders", "synthetic")
 SYNTHETIC_SCHEME = "synthetic://"
 _SPLITS = ("train", "val", "test")
 EXPECTED = (
