@@ -418,3 +418,11 @@ def test_python_m_shared_bundled_publishes_a_bundle_without_torch(
     again = run_without_torch(model_root, setup)
     assert again.returncode == 0, again.stderr
     assert registry.versions(NAME) == [1]
+
+
+def test_a_candidate_ships_under_the_served_name(first_run: FirstRun, tmp_path: Path) -> None:
+    folder = bundle_version(first_run.registry, NAME, out_root=tmp_path, ship_as="sketch2photo")
+    assert folder == tmp_path / "sketch2photo"
+    assert json.loads((folder / MANIFEST_FILE).read_text())["name"] == "sketch2photo"
+    (published,) = publish_bundled(Registry(tmp_path / "volume"), root=tmp_path)
+    assert published.name == "sketch2photo"

@@ -62,6 +62,9 @@ def _configure_bundle(p: argparse.ArgumentParser) -> None:
         type=Path,
         help="a `compare --json` file: ship its metrics for this model (key NAME or NAME@V)",
     )
+    p.add_argument(
+        "--as", dest="ship_as", help="ship it under this name (default: its published name)"
+    )
 
 
 @add_command(
@@ -84,7 +87,7 @@ def _bundle(args: argparse.Namespace) -> int:
         evaluation = results[keys[-1]]
     out = bundle_version(
         registry, args.model, args.version, out_root=args.out_root or BUNDLED_ROOT,
-        checkpoint=args.checkpoint, evaluation=evaluation,
+        checkpoint=args.checkpoint, evaluation=evaluation, ship_as=args.ship_as,
     )  # fmt: skip
     sys.stdout.write(f"{out}\n")
     return 0

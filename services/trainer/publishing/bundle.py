@@ -76,18 +76,23 @@ def bundle_version(
     out_root: Path = BUNDLED_ROOT,
     checkpoint: Path | None = None,
     evaluation: dict[str, float] | None = None,
+    ship_as: str | None = None,
 ) -> Path:
-    """Write ``out_root/<name>/`` from a published version (see the module doc);
-    ``evaluation``: metrics to ship instead of the version's (e.g. from ``compare --json``)."""
+    """Write ``out_root/<ship_as or name>/`` from a published version (see the module doc);
+    ``evaluation``: metrics to ship instead of the version's (e.g. from ``compare --json``);
+    ``ship_as``: the name it is served under (a candidate trained as ``s2p-more`` shipped
+    as ``sketch2photo``)."""
     manifest = registry.manifest(name, version)
     source = registry.version_dir(name, manifest.version) / ONNX_FILE
-    out = out_root / name
+    shipped = ship_as or name
+    out = out_root / shipped
     out.mkdir(parents=True, exist_ok=True)
     onnx.save(fp16_weights(onnx.load(str(source))), str(out / ONNX_FILE))
     diff = check_parity(source, out / ONNX_FILE, manifest.input.shape(2))
     if diff > PARITY_ATOL:
         raise ValueError(f"{name}: fp16 weights change the output by {diff:.2e} > {PARITY_ATOL}")
     data = manifest.model_dump(mode="json", exclude={"files", "version", "parent_version"})
+    data["name"] = shipped
     if data.get("dataset"):  # a name, not a path of the machine it was trained on
         data["dataset"] = Path(str(data["dataset"])).name
     if evaluation is not None:  # `compare --json` figures replace the in-training ones

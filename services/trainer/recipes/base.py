@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from services.trainer.config import TrainConfig
 from services.trainer.nets import build_serving_net
 from shared.manifest import Task, TensorSpec
+from shared.trainings import RecipeName
 
 DataKind = Literal["paired", "unpaired", "images"]
 
@@ -94,7 +95,7 @@ class EvalOutput:
 
 
 class Recipe(ABC):
-    name: ClassVar[str]
+    name: ClassVar[RecipeName]
     data_kind: ClassVar[DataKind]
     Options: ClassVar[type[BaseModel]]  # hyperparameters, paper defaults
     default_image_size: ClassVar[int]
