@@ -22,6 +22,9 @@ from redis.client import Pipeline
 log = logging.getLogger(__name__)
 
 PREFIX = "s2i:metrics:"
+# each write sets a hash to expire this long after it: a metric no worker has written for
+# that long restarts from zero (Prometheus reads that as a counter reset)
+TTL_S = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class MetricsWriter:
     def inc(self, counter: CounterDef, labels: Mapping[str, object], amount: int = 1) -> None:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hincrby(PREFIX + counter.name, _labels(labels), amount)
+        pipe.expire(PREFIX + counter.name, TTL_S)
         self._execute(pipe)
 
     @staticmethod
@@ -109,6 +113,7 @@ class MetricsWriter:
             pipe.hincrby(key, f"{label}|{le}", 1)
             pipe.hincrbyfloat(key, f"{label}|sum", float(value))
             pipe.hincrby(key, f"{label}|count", 1)
+        pipe.expire(key, TTL_S)
 
     @staticmethod
     def _execute(pipe: Pipeline) -> None:

@@ -17,11 +17,12 @@ import dataclasses
 import io
 import logging
 import re
-from typing import ClassVar
 
 from PIL import Image
 
+from shared.decode_budget import PixelBudget, process_budget
 from shared.drawing_detector import looks_like_drawing
+from shared.errors import IMAGE_ERROR_KINDS, ErrorKind
 from shared.image_ops import (
     Fit,
     UnsupportedModeError,
@@ -32,6 +33,7 @@ from shared.image_ops import (
     to_array,
     to_rgb,
 )
+from shared.image_sniff import sniff_unsupported
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -79,24 +81,14 @@ _TRANSPOSE = {
 
 
 class ImageError(Exception):
-    """A client error about an image.
+    """A client error about an image: ``kind`` is one of ``IMAGE_ERROR_KINDS`` (the API
+    answers 400, 413 or 415); ``detail`` is a message a person can act on."""
 
-    kind: ``unreadable`` (HTTP 400), ``too_large`` (413, bytes or pixels) or
-    ``unsupported_format`` (415); ``detail`` is a message a person can act on.
-    """
-
-    STATUS: ClassVar[dict[str, int]] = {
-        "unreadable": 400,
-        "too_large": 413,
-        "unsupported_format": 415,
-    }
-
-    def __init__(self, kind: str, detail: str) -> None:
-        if kind not in self.STATUS:
+    def __init__(self, kind: ErrorKind, detail: str) -> None:
+        if kind not in IMAGE_ERROR_KINDS:
             raise ValueError(f"unknown ImageError kind {kind!r}")
         super().__init__(detail)
-        self.kind = kind
-        self.status = self.STATUS[kind]
+        self.kind = ErrorKind(kind)
         self.detail = detail
 
 
@@ -126,58 +118,16 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         found = re.search(r"\((\d+) pixels\)", str(e))
         size = f"{found.group(1)} pixels" if found else "too many pixels"
-        raise ImageError("too_large", f"image is {size}; the limit is {max_pixels}") from e
+        raise ImageError(ErrorKind.too_large, f"image is {size}; the limit is {max_pixels}") from e
     except Image.UnidentifiedImageError as e:
         name = sniff_unsupported(data)
         if name is not None:
-            raise ImageError("unsupported_format", _unsupported_detail(name)) from e
+            raise ImageError(ErrorKind.unsupported_format, _unsupported_detail(name)) from e
         raise ImageError(
-            "unreadable", f"the data is not a readable image; send {ACCEPTED_TEXT}"
+            ErrorKind.unreadable, f"the data is not a readable image; send {ACCEPTED_TEXT}"
         ) from e
     except Exception as e:  # any parser error on hostile bytes is the client's problem
-        raise ImageError("unreadable", f"the image header is corrupt ({e})") from e
-
-
-# Formats people send that we refuse, by their magic bytes, for a helpful 415 detail
-# (identifying them with PIL would run every plugin's parser on hostile bytes).
-_MAGIC = (
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"%PDF", "PDF"),
-    (b"8BPS", "PSD"),
-    (b"\x00\x00\x01\x00", "ICO"),
-    (b"\xff\x0a", "JPEG XL"),
-    (b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
-    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
-    (b"\xff\x4f\xff\x51", "JPEG 2000"),
-    (b"qoif", "QOI"),
-    (b"DDS ", "DDS"),
-    (b"%!PS", "PostScript"),
-    (b"\xc5\xd0\xd3\xc6", "EPS"),
-)
-_FTYP = {b"avif": "AVIF", b"avis": "AVIF", b"heic": "HEIC", b"heix": "HEIC", b"mif1": "HEIF"}
-
-
-def sniff_unsupported(data: bytes) -> str | None:
-    """Name a refused format (or "SVG", "text") from the first bytes; None if unknown."""
-    for magic, name in _MAGIC:
-        if data.startswith(magic):
-            return name
-    if data[4:8] == b"ftyp":
-        return _FTYP.get(data[8:12], "HEIF/MP4")
-    head = data[:1024]
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as e:
-        if e.start < len(head) - 3:  # not just a character cut in two at the end
-            return None
-        text = head[: e.start].decode("utf-8")
-    text = text.lstrip("\ufeff \t\r\n").lower()
-    if "<svg" in text:
-        return "SVG"
-    if all(c.isprintable() or c in "\t\r\n" for c in text):
-        return "text"
-    return None
+        raise ImageError(ErrorKind.unreadable, f"the image header is corrupt ({e})") from e
 
 
 def _unsupported_detail(name: str) -> str:
@@ -204,34 +154,66 @@ def _orientation(img: Image.Image, *, loaded: bool = False) -> int:
 def _check(img: Image.Image, max_pixels: int) -> ImageInfo:
     fmt = "JPEG" if img.format == "MPO" else (img.format or "")
     if fmt not in ALLOWED_FORMATS:
-        raise ImageError("unsupported_format", _unsupported_detail(fmt or "this"))
+        raise ImageError(ErrorKind.unsupported_format, _unsupported_detail(fmt or "this"))
     w, h = img.size
     if fmt == "TIFF":  # newer Pillow reports (and loads) a TIFF already oriented
         tags = getattr(img, "tag_v2", {})
         w, h = int(tags.get(256, w)), int(tags.get(257, h))
     if w <= 0 or h <= 0:
-        raise ImageError("unreadable", f"the image header says {w}x{h} pixels")
+        raise ImageError(ErrorKind.unreadable, f"the image header says {w}x{h} pixels")
     if w * h > max_pixels:
         raise ImageError(
-            "too_large", f"image is {w}x{h} = {w * h} pixels; the limit is {max_pixels}"
+            ErrorKind.too_large, f"image is {w}x{h} = {w * h} pixels; the limit is {max_pixels}"
         )
     return ImageInfo(format=fmt.lower(), width=w, height=h, orientation=_orientation(img))
+
+
+# A Huffman-coded JPEG spends at least one bit per 8x8 luma block (a progressive DC scan);
+# less data than that is a truncated file that libjpeg would fill with grey if an end
+# marker follows. Arithmetic-coded JPEGs (SOF9-SOF15, rare) can go lower and are exempt.
+_ARITHMETIC_SOF = re.compile(rb"\xff[\xc9\xca\xcb\xcd\xce\xcf]")
+SHRINK_ABOVE_PIXELS = 4_000_000  # larger images are box-reduced right after decoding
+
+
+def _check_jpeg_length(data: bytes, info: ImageInfo) -> None:
+    blocks = -(-info.width // 8) * -(-info.height // 8)
+    if info.format == "jpeg" and len(data) * 8 < blocks and not _ARITHMETIC_SOF.search(data):
+        raise ImageError(
+            ErrorKind.unreadable,
+            f"the JPEG image is truncated: {len(data)} bytes cannot hold "
+            f"{info.width}x{info.height} pixels",
+        )
+
+
+def _shrink(img: Image.Image, min_side: int) -> Image.Image:
+    """A large image box-reduced by an integer factor, both sides staying >= min_side (done
+    before the RGB conversion, which is where a big image costs most memory)."""
+    w, h = img.size
+    factor = min(w, h) // min_side
+    if factor < 2 or w * h <= SHRINK_ABOVE_PIXELS or "transparency" in img.info:
+        return img
+    try:
+        return img.reduce(factor)
+    except ValueError:  # a mode reduce() does not take (P, 1): converted at full size
+        return img
 
 
 def _check_bytes(data: bytes, max_bytes: int) -> None:
     if len(data) > max_bytes:
         raise ImageError(
-            "too_large", f"the upload is {len(data)} bytes; the limit is {max_bytes} bytes"
+            ErrorKind.too_large, f"the upload is {len(data)} bytes; the limit is {max_bytes} bytes"
         )
     if not data:
-        raise ImageError("unreadable", "the upload is empty")
+        raise ImageError(ErrorKind.unreadable, "the upload is empty")
 
 
 def probe(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
     """Format and size from the header, without decoding pixels; raises ImageError."""
     _check_bytes(data, max_bytes)
     with _open(data, max_pixels) as img:
-        return _check(img, max_pixels)
+        info = _check(img, max_pixels)
+    _check_jpeg_length(data, info)
+    return info
 
 
 def decode(
@@ -244,36 +226,58 @@ def decode(
 
 
 def decode_with_info(
-    data: bytes, *, max_bytes: int, max_pixels: int, draft_size: int | None = None
+    data: bytes,
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    draft_size: int | None = None,
+    budget: PixelBudget | None = None,
 ) -> tuple[Image.Image, ImageInfo]:
     """Like ``decode``, also returning the header's ``ImageInfo``.
 
-    draft_size: when given, a JPEG may be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's
-    DCT scaling, several times faster) as long as both sides stay >= draft_size; the
-    image is then smaller than the original, whose size is ``info.display_size``.
+    draft_size: when given, the image may come back smaller than the original (whose size is
+    ``info.display_size``) as long as both sides stay >= draft_size: a JPEG decodes at 1/2,
+    1/4 or 1/8 scale (libjpeg's DCT scaling, several times faster), and any image above
+    ``SHRINK_ABOVE_PIXELS`` is box-reduced before its RGB conversion.
+    budget: the pixels this process may decode at once (default: ``process_budget()``);
+    a large image waits for its share, so memory stays bounded whatever arrives.
     """
     _check_bytes(data, max_bytes)
     with _open(data, max_pixels) as img:
         info = _check(img, max_pixels)
+        _check_jpeg_length(data, info)
         if draft_size is not None and img.format in ("JPEG", "MPO"):
             img.draft(None, (draft_size, draft_size))
-        try:
-            img.load()  # frame 0: Image.open leaves multi-frame files on their first frame
-        except Exception as e:  # truncated or corrupt data (LOAD_TRUNCATED_IMAGES stays off)
-            raise ImageError(
-                "unreadable", f"the {info.format.upper()} image is truncated or corrupt ({e})"
-            ) from e
-        # read again: a late PNG eXIf chunk is known now, and a TIFF may be upright already
-        orientation = _orientation(img, loaded=True)
-        if info.orientation == 1 and orientation != 1:
-            info = dataclasses.replace(info, orientation=orientation)
-        method = _TRANSPOSE.get(orientation)
-        icc = img.info.get("icc_profile")
-        out = img.transpose(method) if method is not None else img
-        try:
-            rgb = to_rgb(out, icc_profile=icc if isinstance(icc, bytes) else None)
-        except UnsupportedModeError as e:
-            raise ImageError("unsupported_format", f"{e}; send an RGB or greyscale image") from e
+        with (budget or process_budget()).hold(img.size[0] * img.size[1]):
+            return _load_rgb(img, info, draft_size)
+
+
+def _load_rgb(
+    img: Image.Image, info: ImageInfo, draft_size: int | None
+) -> tuple[Image.Image, ImageInfo]:
+    """Decode the opened image's first frame, upright, reduced if asked, as 8-bit RGB."""
+    try:
+        img.load()  # frame 0: Image.open leaves multi-frame files on their first frame
+    except Exception as e:  # truncated or corrupt data (LOAD_TRUNCATED_IMAGES stays off)
+        raise ImageError(
+            ErrorKind.unreadable,
+            f"the {info.format.upper()} image is truncated or corrupt ({e})",
+        ) from e
+    # read again: a late PNG eXIf chunk is known now, and a TIFF may be upright already
+    orientation = _orientation(img, loaded=True)
+    if info.orientation == 1 and orientation != 1:
+        info = dataclasses.replace(info, orientation=orientation)
+    method = _TRANSPOSE.get(orientation)
+    icc = img.info.get("icc_profile")
+    out = img.transpose(method) if method is not None else img
+    if draft_size is not None:
+        out = _shrink(out, draft_size)
+    try:
+        rgb = to_rgb(out, icc_profile=icc if isinstance(icc, bytes) else None)
+    except UnsupportedModeError as e:
+        raise ImageError(
+            ErrorKind.unsupported_format, f"{e}; send an RGB or greyscale image"
+        ) from e
     return rgb, info
 
 

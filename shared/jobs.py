@@ -1,15 +1,19 @@
 """Jobs in Redis: the one record the API writes and the worker advances.
 
-Keys (all expire after the job TTL):
+Keys (every one expires; ``docs/architecture.md`` lists when):
 
 - ``s2i:job:{id}``     hash: the :class:`JobRecord` fields, as strings
-- ``s2i:input:{id}``   the uploaded image bytes (never in the Celery message)
-- ``s2i:result:{id}``  the encoded result image
+- ``s2i:input:{id}``   the uploaded image bytes (never in the Celery message), deleted when the
+  job ends
+- ``s2i:result:{id}``  the encoded result image, kept ``S2I_RESULT_TTL_S``
+- ``s2i:jobs:running`` sorted set: the ids of running jobs (by start time), for crash recovery
 - ``s2i:idem:{key}``   Idempotency-Key -> job id
-- ``s2i:worker:{id}``  a worker's heartbeat: what it serves (expires when it dies)
+- ``s2i:worker:{id}``  a worker's heartbeat, ``shared.worker_beat.WorkerBeat`` JSON (expires
+  when it dies)
 - channel ``s2i:job-events``: a job id is published when its job reaches a final state
 
-Celery messages carry only ``[job_id]`` (JSON), never image bytes.
+Celery messages carry only ``[job_id]`` (JSON), never image bytes. ``shared.job_store`` reads
+and writes the job, input, result and heartbeat keys for both the API and the worker.
 """
 
 from __future__ import annotations
@@ -17,13 +21,19 @@ from __future__ import annotations
 import time
 import uuid
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
+
+from shared.errors import ErrorKind
 
 EVENTS_CHANNEL = "s2i:job-events"
 TRANSLATE_TASK = "s2i.translate"
 GENERATE_TASK = "s2i.generate"
+
+JobKind = Literal["translate", "generate"]
+OutputFormat = Literal["png", "jpeg", "webp"]
+OutputSize = Literal["model", "input"]  # the model's size, or the input's width and height
 
 
 class JobState(StrEnum):
@@ -37,6 +47,11 @@ class JobState(StrEnum):
     @property
     def final(self) -> bool:
         return self not in (JobState.queued, JobState.running)
+
+
+def task_name(kind: JobKind) -> str:
+    """The Celery task that runs jobs of ``kind``."""
+    return GENERATE_TASK if kind == "generate" else TRANSLATE_TASK
 
 
 def new_job_id() -> str:
@@ -60,6 +75,7 @@ def idempotency_key(key: str) -> str:
 
 
 WORKER_KEY_PREFIX = "s2i:worker:"  # + worker id: a worker's heartbeat (JSON, expiring)
+RUNNING_JOBS_KEY = "s2i:jobs:running"  # sorted set: job id -> start time
 
 
 def worker_key(worker_id: str) -> str:
@@ -68,14 +84,14 @@ def worker_key(worker_id: str) -> str:
 
 class JobRecord(BaseModel):
     id: str
-    kind: str = "translate"  # translate | generate
+    kind: JobKind = "translate"
     state: JobState = JobState.queued
     model: str
     version: int | None = None  # pinned by the request; None: whatever is served
     served_version: int | None = None  # the version that ran it
-    format: str = "png"
+    format: OutputFormat = "png"
     keep_aspect: bool = False
-    output_size: str = "model"  # "model" or "input" (the input's width and height)
+    output_size: OutputSize = "model"
     routed_by: str = ""  # "auto: drawing (0.93)" when model=auto chose
     n: int = 1
     seed: int | None = None
@@ -85,12 +101,15 @@ class JobRecord(BaseModel):
     input_height: int = 0
     created_at: float = 0.0
     started_at: float | None = None
+    worker: str | None = None  # running: the worker running it (its heartbeat key's suffix)
+    run_id: str | None = None  # running: this run's token; only its owner may finish the job
+    attempts: int = 0  # runs started (more than one after a crashed worker's job is requeued)
     finished_at: float | None = None
     deadline: float = 0.0  # unix time after which the job must not run
     queue_ms: float | None = None
     compute_ms: float | None = None
     batch_size: int | None = None
-    error_type: str | None = None
+    error_type: ErrorKind | None = None
     error_detail: str | None = None
     media_type: str | None = None
 
@@ -111,27 +130,3 @@ class JobRecord(BaseModel):
 
     def past_deadline(self, now: float | None = None) -> bool:
         return (now if now is not None else time.time()) > self.deadline > 0
-
-
-# Atomic state change. KEYS[1]: the job hash; ARGV[1]: comma-separated states the job may
-# be in; ARGV[2..]: field, value pairs to set. Returns 1 when applied, else the job's state
-# (or nil when the job does not exist). Both API (cancel) and worker (start) use it, so a
-# job canceled while queued is never run, and a running job is never marked canceled.
-TRANSITION_SCRIPT = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return nil end
-for s in string.gmatch(ARGV[1], '[^,]+') do
-  if s == state then
-    redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-    return 1
-  end
-end
-return state
-"""
-
-
-def transition_args(from_states: tuple[JobState, ...], fields: dict[str, object]) -> list[str]:
-    args = [",".join(s.value for s in from_states)]
-    for key, value in fields.items():
-        args += [key, str(value.value if isinstance(value, JobState) else value)]
-    return args

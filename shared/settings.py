@@ -27,11 +27,14 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)
     max_output_pixels: int = Field(default=4_000_000, gt=0)  # output_size=input is capped here
+    # pixels one process decodes at once (shared/decode_budget.py): peak memory ~ 5 B each
+    decode_pixel_budget: int = Field(default=48_000_000, gt=0)
 
     # --- api ---------------------------------------------------------------------------
     api_keys: list[str] = Field(default_factory=list)  # empty: no key needed
     admin_api_keys: list[str] = Field(default_factory=list)  # for /v1/trainings
-    job_ttl_s: int = Field(default=3600, gt=0)  # inputs, results and job records
+    job_ttl_s: int = Field(default=3600, gt=0)  # a job record and its input until the job ends
+    result_ttl_s: int = Field(default=300, gt=0)  # a finished job's record and result
     default_timeout_s: float = Field(default=30.0, gt=0)
     max_timeout_s: float = Field(default=300.0, gt=0)
     max_queue_length: int = Field(default=1000, gt=0)  # queued jobs before 429
@@ -46,6 +49,10 @@ class Settings(BaseSettings):
     http_max_head_bytes: int = Field(default=32 * 1024, gt=0)  # request line + headers
     http_max_connections: int = Field(default=512, gt=0)  # beyond: 503 on each new request
     http_keep_alive_s: int = Field(default=5, gt=0)  # idle keep-alive connections close
+    # job-creating requests per caller (services/api/rate_limit.py); 0: no limit
+    rate_limit_per_s: float = Field(default=0.0, ge=0)
+    rate_limit_burst: int = Field(default=20, gt=0)
+    metrics_need_key: bool = False  # /metrics asks for an API key (when keys are configured)
 
     # --- worker ------------------------------------------------------------------------
     inference_queue: str = "s2i.inference"

@@ -83,6 +83,22 @@ def model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@contextmanager
+def running_stack(local: LocalStack) -> Iterator[LocalStack]:
+    """``local`` started and serving inside the block, stopped after it; the tail of each of
+    its logs is printed when it fails to start."""
+    try:
+        local.start()
+        local.wait_ready(timeout=120)
+        yield local
+    except Exception:
+        for log in sorted((local.var_dir / "logs").glob("*.log")):
+            print(f"--- {log.name}\n{log.read_text()[-3000:]}")  # noqa: T201
+        raise
+    finally:
+        local.stop()
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, model_root: Path) -> Iterator[LocalStack]:
     var = tmp_path_factory.mktemp("stack")
@@ -92,16 +108,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model_root: Path) -> Iterato
         env={**STACK_ENV, "S2I_MODEL_ROOT": str(model_root)},
         bootstrap=False,
     )
-    try:
-        local.start()
-        local.wait_ready(timeout=120)
+    with running_stack(local):
         yield local
-    except Exception:
-        for log in sorted((var / "logs").glob("*.log")):
-            print(f"--- {log.name}\n{log.read_text()[-3000:]}")  # noqa: T201
-        raise
-    finally:
-        local.stop()
 
 
 @pytest.fixture

@@ -12,9 +12,11 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from services.api import problem_kinds as kinds
 from services.api.cluster import ClusterCache
 from services.api.problems import Problem
 from services.api.waiter import JobWaiter
+from shared.job_store import AsyncJobStore
 from shared.settings import Settings
 
 
@@ -22,6 +24,7 @@ from shared.settings import Settings
 class AppState:
     settings: Settings
     redis: Redis
+    jobs: AsyncJobStore
     celery: Celery
     waiter: JobWaiter
     cluster: ClusterCache
@@ -80,9 +83,7 @@ def _check(keys: list[str], presented: str | None, what: str) -> None:
         return
     if presented is None or not any(_same_key(presented, k) for k in keys):
         raise Problem(
-            401,
-            "unauthorized",
-            "Missing or wrong API key",
+            kinds.UNAUTHORIZED,
             f"send {what} in the X-API-Key header or as Authorization: Bearer <key>",
             headers={"WWW-Authenticate": 'Bearer realm="sketch2image"'},
         )
@@ -100,6 +101,17 @@ async def require_api_key(
     request.state.api_key = presented  # who is asking (Idempotency-Keys are scoped by it)
 
 
+def check_metrics_key(request: Request, settings: Settings) -> None:
+    """``/metrics`` with ``S2I_METRICS_NEED_KEY``: any API or admin key, read from the headers
+    (kept out of the OpenAPI security schemes: scrapers are configured, not generated)."""
+    keys = [*settings.api_keys, *settings.admin_api_keys]
+    if not settings.metrics_need_key or not keys:
+        return
+    bearer = request.headers.get("authorization", "")
+    token = bearer[7:] if bearer[:7].lower() == "bearer " else None
+    _check(keys, request.headers.get("x-api-key") or token, "an API key")
+
+
 async def require_admin_key(
     state: StateDep,
     x_api_key: Annotated[str | None, Security(ADMIN_KEY_HEADER)],
@@ -108,9 +120,7 @@ async def require_admin_key(
     keys = state.settings.admin_api_keys
     if not keys:
         raise Problem(
-            403,
-            "admin-disabled",
-            "Admin endpoints are disabled",
+            kinds.ADMIN_DISABLED,
             "set S2I_ADMIN_API_KEYS to enable training runs through the API",
         )
     _check(keys, _presented_key(x_api_key, bearer), "an admin API key")

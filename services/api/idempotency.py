@@ -13,9 +13,9 @@ import json
 
 from fastapi import Request
 
+from services.api import problem_kinds as kinds
 from services.api.deps import AppState
 from services.api.problems import Problem
-from services.api.waiter import read_job
 from shared.jobs import JobRecord, JobState, idempotency_key
 
 FINGERPRINT_FIELDS = {
@@ -50,11 +50,8 @@ async def claim(
     key with another input or other options is a 422; a key whose job expired without
     running may be used again (a retry after a 504 runs the job once more)."""
     if len(idem_key) > 255:
-        raise Problem(
-            422,
-            "invalid-request",
-            "Some fields are invalid",
-            "Idempotency-Key must be at most 255 characters",
+        raise Problem.invalid_field(
+            "header.idempotency-key", "Idempotency-Key must be at most 255 characters"
         )
     key = idempotency_key(f"{caller}:{idem_key}")
     mine = f"{job.id} {request_fingerprint(job, data)}"
@@ -66,12 +63,10 @@ async def claim(
     earlier_id, _, fingerprint = text.partition(" ")
     if fingerprint and fingerprint != mine.partition(" ")[2]:
         raise Problem(
-            422,
-            "idempotency-key-reused",
-            "The Idempotency-Key was used for another request",
+            kinds.IDEMPOTENCY_KEY_REUSED,
             "this key was sent before with a different image or options; use a new key",
         )
-    earlier = await read_job(state.redis, earlier_id) if earlier_id else None
+    earlier = await state.jobs.read(earlier_id) if earlier_id else None
     if earlier is None or (earlier.state is JobState.expired and earlier.started_at is None):
         await state.redis.set(key, mine, ex=ttl)  # gone, or never ran: this request runs
         return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.api import problem_kinds as kinds
 from services.api.problems import Problem
 
 JSON_OVERHEAD_BYTES = 65536  # the other JSON or form fields beside the image
@@ -36,8 +37,8 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise Problem.from_kind(
-                        "too_large",
+                    raise Problem(
+                        kinds.IMAGE_TOO_LARGE,
                         f"the request body passed {self.max_bytes} bytes; the image limit is "
                         "S2I_MAX_UPLOAD_BYTES",
                     )

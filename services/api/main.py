@@ -5,25 +5,24 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse
-from redis.asyncio import Redis
 
 from services.api.cluster import ClusterCache
 from services.api.deps import AppState
 from services.api.limits import BodySizeLimit, body_limit
 from services.api.problems import install_problem_handlers
-from services.api.routes import health, jobs, models, trainings, translate
+from services.api.routes import health, jobs, models, trainings, translate, web
 from services.api.routes.docs import install_docs
 from services.api.schemas import Problem, TranslateJSON, TranslateResult
 from services.api.security import SecurityHeaders
 from services.api.telemetry import instrument, make_registry
 from services.api.waiter import JobWaiter
 from shared.celery_app import make_celery
+from shared.job_store import AsyncJobStore
+from shared.redis_clients import connect_async
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -90,17 +89,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = Redis.from_url(
+        redis = connect_async(
             settings.redis_url, socket_timeout=10, socket_connect_timeout=5, max_connections=512
         )
-        waiter = JobWaiter(redis)
+        job_store = AsyncJobStore(redis, settings.job_ttl_s, settings.result_ttl_s)
+        waiter = JobWaiter(job_store)
         await waiter.start()
         app.state.s2i = AppState(
             settings=settings,
             redis=redis,
+            jobs=job_store,
             celery=make_celery(settings, name="sketch2image-api"),
             waiter=waiter,
-            cluster=ClusterCache(redis),
+            cluster=ClusterCache(job_store),
             metrics=registry,
         )
         try:
@@ -121,7 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry, sync_redis = make_registry(settings)
     instrument(app, registry)
     install_problem_handlers(app, settings.retry_after_s)
-    for module in (translate, jobs, models, trainings, health):
+    for module in (translate, jobs, models, trainings, health, web):
         app.include_router(module.router)
     install_docs(app)
     app.add_middleware(BodySizeLimit, max_bytes=body_limit(settings.max_upload_bytes))
@@ -140,12 +141,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    page = resources.files("services.api").joinpath("web/index.html").read_text()
-
-    @app.get("/", include_in_schema=False)
-    async def web_page() -> HTMLResponse:
-        return HTMLResponse(page)
-
     return app
 
 

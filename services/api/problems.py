@@ -8,26 +8,29 @@ and unexpected exceptions into problem documents a person can act on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from kombu.exceptions import OperationalError
+from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from services.api import problem_kinds as kinds
+from services.api.problem_kinds import ProblemKind
+from shared.errors import ErrorKind
 from shared.images import ImageError
 
 log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 CLIENT_CLOSED = 499  # nginx's "client closed request": the client left before the answer
-TYPE_PREFIX = "urn:sketch2image:problem:"
 # the body's schema: services.api.schemas.Problem, put under components by main's openapi()
 PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
 
@@ -37,49 +40,68 @@ REDIS_DOWN = "Redis unreachable (see Retry-After)"
 RETRY_AFTER_HEADER = {
     "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
 }
+# FastAPI's 400 for a JSON body it cannot decode: answered as the 422 every other bad body gets
+BODY_PARSE_ERROR = "There was an error parsing the body"
+# the framework's own HTTP errors, by status (any other is http-error)
+_HTTP_KINDS = {401: kinds.UNAUTHORIZED, 404: kinds.NOT_FOUND, 405: kinds.METHOD_NOT_ALLOWED}
 
-# error kinds (from images, jobs) -> (status, type slug, title)
-KINDS: dict[str, tuple[int, str, str]] = {
-    "unreadable": (400, "unreadable-image", "The image could not be read"),
-    "too_large": (413, "image-too-large", "The image is too large"),
-    "unsupported_format": (415, "unsupported-format", "The image format is not supported"),
-    "model_not_found": (404, "unknown-model", "Unknown model or version"),
-    "invalid_condition": (422, "invalid-request", "Some fields are invalid"),
-    "deadline": (504, "deadline-exceeded", "The request's deadline passed"),
-    "input_expired": (410, "input-expired", "The job's input expired before it ran"),
-    "invalid_output": (500, "invalid-model-output", "The model gave an invalid output"),
-    "internal": (500, "internal-error", "The job failed inside the worker"),
-}
+FieldErrors = Sequence[tuple[str, str]]  # (field, message); field "" is the body as a whole
+
+
+def _field(loc: Iterable[object]) -> str:
+    """``("query", "async")`` -> ``query.async``; a JSON body's fields go without ``body.``."""
+    return ".".join(str(part) for part in loc if part != "body")
 
 
 class Problem(Exception):
+    """An error answer: a :class:`ProblemKind` and what went wrong this time."""
+
     def __init__(
         self,
-        status: int,
-        slug: str,
-        title: str,
+        kind: ProblemKind,
         detail: str,
         *,
+        status: int | None = None,  # only for http-error: the framework error's status
         headers: dict[str, str] | None = None,
         **extra: Any,
     ) -> None:
         super().__init__(detail)
-        self.status = status
-        self.slug = slug
-        self.title = title
+        self.kind = kind
+        self.status = status or kind.status
         self.detail = detail
         self.headers = headers or {}
         self.extra = extra
 
     @classmethod
-    def from_kind(cls, kind: str, detail: str, **extra: Any) -> Problem:
-        status, slug, title = KINDS.get(kind, KINDS["internal"])
-        return cls(status, slug, title, detail, **extra)
+    def invalid(cls, errors: FieldErrors, detail: str | None = None, **extra: Any) -> Problem:
+        """422 invalid-request listing each field and what is wrong with it (the detail joins
+        them unless given)."""
+        text = detail or "; ".join(f"{field or 'body'}: {message}" for field, message in errors)
+        listed = [{"field": field, "message": message} for field, message in errors]
+        return cls(kinds.INVALID_REQUEST, text, errors=listed, **extra)
+
+    @classmethod
+    def invalid_field(cls, field: str, message: str) -> Problem:
+        """422 invalid-request about one field; the detail is ``message``."""
+        return cls.invalid([(field, message)], message)
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError | RequestValidationError) -> Problem:
+        """422 invalid-request from pydantic's or FastAPI's validation errors."""
+        return cls.invalid([(_field(e.get("loc", ())), e["msg"]) for e in exc.errors()])
+
+    @classmethod
+    def from_failure(cls, kind: ErrorKind, detail: str, **extra: Any) -> Problem:
+        """Why a job failed or an image was refused, as the problem to answer."""
+        problem_kind = kinds.FAILURES.get(kind, kinds.INTERNAL_ERROR)
+        if problem_kind is kinds.INVALID_REQUEST:
+            return cls.invalid([("", detail)], detail, **extra)
+        return cls(problem_kind, detail, **extra)
 
     def response(self, instance: str | None = None) -> JSONResponse:
         body: dict[str, Any] = {
-            "type": TYPE_PREFIX + self.slug,
-            "title": self.title,
+            "type": self.kind.type,
+            "title": self.kind.title,
             "status": self.status,
             "detail": self.detail,
             **self.extra,
@@ -110,13 +132,7 @@ def problem_responses(
 
 
 def unavailable(detail: str, retry_after: int) -> Problem:
-    return Problem(
-        503,
-        "service-unavailable",
-        "The service cannot take the request right now",
-        detail,
-        headers={"Retry-After": str(retry_after)},
-    )
+    return Problem(kinds.SERVICE_UNAVAILABLE, detail, headers={"Retry-After": str(retry_after)})
 
 
 def install_problem_handlers(app: FastAPI, retry_after_s: int) -> None:
@@ -126,29 +142,19 @@ def install_problem_handlers(app: FastAPI, retry_after_s: int) -> None:
 
     async def on_image_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ImageError)
-        return Problem.from_kind(exc.kind, exc.detail).response(request.url.path)
+        return Problem.from_failure(exc.kind, exc.detail).response(request.url.path)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        errors = [
-            {
-                "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
-                "message": e["msg"],
-            }
-            for e in exc.errors()
-        ]
-        detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
-        return Problem(
-            422, "invalid-request", "Some fields are invalid", detail, errors=errors
-        ).response(request.url.path)
+        return Problem.from_validation(exc).response(request.url.path)
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        slug = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}.get(
-            exc.status_code, "http-error"
-        )
+        if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR:  # JSON that is not JSON
+            return Problem.invalid([("", "the body is not valid JSON")]).response(request.url.path)
+        kind = _HTTP_KINDS.get(exc.status_code, kinds.HTTP_ERROR)
         return Problem(
-            exc.status_code, slug, str(exc.detail), str(exc.detail), headers=dict(exc.headers or {})
+            kind, str(exc.detail), status=exc.status_code, headers=dict(exc.headers or {})
         ).response(request.url.path)
 
     async def on_backend_down(request: Request, exc: Exception) -> JSONResponse:
@@ -163,9 +169,7 @@ def install_problem_handlers(app: FastAPI, retry_after_s: int) -> None:
         # never log the error itself: a pipeline's error repeats its commands, image bytes too
         log.warning("Redis refuses writes (maxmemory reached): %s answered 503", request.url.path)
         return Problem(
-            503,
-            "storage-full",
-            "The job store is full",
+            kinds.STORAGE_FULL,
             "Redis has reached its memory limit and refuses new jobs; retry shortly",
             headers={"Retry-After": str(retry_after_s)},
         ).response(request.url.path)
@@ -178,7 +182,7 @@ def install_problem_handlers(app: FastAPI, retry_after_s: int) -> None:
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s", request.url.path, exc_info=exc)
         return Problem(
-            500, "internal-error", "Internal error", "an unexpected error occurred; it was logged"
+            kinds.INTERNAL_ERROR, "an unexpected error occurred; it was logged"
         ).response(request.url.path)
 
     app.add_exception_handler(Problem, on_problem)

@@ -6,9 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from shared.jobs import JobRecord, JobState
-
-OutputFormat = Literal["png", "jpeg", "webp"]
+from services.api.problem_kinds import TYPE_PREFIX, kinds_markdown
+from shared.errors import ErrorKind
+from shared.jobs import JobRecord, JobState, OutputFormat, OutputSize
+from shared.manifest import MODEL_NAME, MODEL_NAME_PATTERN, Task
 
 
 def _form_int(value: Any) -> Any:
@@ -30,7 +31,7 @@ class TranslateOptions(BaseModel):
         "auto",
         description="A model name, or `auto`: route drawings to the sketch→photo default and "
         "photos to the photo→sketch default (the choice is in `X-Model`).",
-        pattern=r"^(auto|[a-z0-9][a-z0-9-]{0,63})$",
+        pattern=f"^(auto|{MODEL_NAME})$",
     )
     version: StrictVersion | None = Field(
         None, description="Pin a version; default: the served one"
@@ -41,7 +42,7 @@ class TranslateOptions(BaseModel):
         description="Return the output at the input's aspect ratio, at the model's scale "
         "(a 600x400 input to a 128 px model gives 128x85)",
     )
-    output_size: Literal["model", "input"] = Field(
+    output_size: OutputSize = Field(
         "model",
         description="`model`: the model's size (128x128 for the bundled face models); `input`: "
         "the input's width and height (bicubic resize of the model's output, at most "
@@ -69,7 +70,7 @@ class TranslateJSON(TranslateOptions):
 class GenerateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(..., pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    model: str = Field(..., pattern=MODEL_NAME_PATTERN)
     version: StrictVersion | None = None
     n: int = Field(1, ge=1, le=64, description="Images to generate (returned as one grid)")
     seed: int | None = Field(
@@ -93,7 +94,7 @@ class JobTimings(BaseModel):
 
 
 class JobError(BaseModel):
-    type: str
+    type: ErrorKind
     detail: str
 
 
@@ -153,8 +154,9 @@ class Problem(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: str = Field(
-        description="Stable identifier of the kind of error, `urn:sketch2image:problem:<slug>`",
-        examples=["urn:sketch2image:problem:invalid-request"],
+        description=f"Stable identifier of the kind of error, `{TYPE_PREFIX}<slug>`; the "
+        f"slugs (status: title):\n\n{kinds_markdown()}",
+        examples=[f"{TYPE_PREFIX}invalid-request"],
     )
     title: str = Field(description="Short summary of the kind of error")
     status: int = Field(description="The HTTP status code")
@@ -176,7 +178,7 @@ class ModelInfo(BaseModel):
 
     name: str
     version: int
-    task: str
+    task: Task
     architecture: str
     recipe: str
     input: dict[str, Any]

@@ -29,6 +29,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
+from services.api.problem_kinds import HEADERS_TOO_LARGE
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,9 @@ HEAD_END = b"\r\n\r\n"
 def head_too_large_response(limit: int) -> bytes:
     body = json.dumps(
         {
-            "type": "urn:sketch2image:problem:headers-too-large",
-            "title": "Request header fields too large",
-            "status": 431,
+            "type": HEADERS_TOO_LARGE.type,
+            "title": HEADERS_TOO_LARGE.title,
+            "status": HEADERS_TOO_LARGE.status,
             "detail": f"the request line and headers passed {limit} bytes "
             "(S2I_HTTP_MAX_HEAD_BYTES)",
         }

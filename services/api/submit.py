@@ -17,19 +17,13 @@ from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from services.api import problem_kinds as kinds
 from services.api.deps import AppState
 from services.api.idempotency import caller_scope, claim
 from services.api.problems import Problem, unavailable
 from services.api.schemas import JobStatus, TranslateResult
-from shared.jobs import (
-    GENERATE_TASK,
-    TRANSLATE_TASK,
-    JobRecord,
-    JobState,
-    input_key,
-    job_key,
-    result_key,
-)
+from shared.errors import ErrorKind
+from shared.jobs import JobRecord, JobState, task_name
 
 log = logging.getLogger(__name__)
 
@@ -86,19 +80,14 @@ def deadline_for(state: AppState, request: Request, timeout: float | None) -> fl
         try:
             timeout = float(header)
         except ValueError:
-            raise Problem(
-                422,
-                "invalid-request",
-                "Some fields are invalid",
+            raise Problem.invalid_field(
+                "header.x-request-timeout",
                 f"X-Request-Timeout must be a number of seconds, got {header!r}",
             ) from None
     s = state.settings
     if timeout is not None and not 0 < timeout <= s.max_timeout_s:
-        raise Problem(
-            422,
-            "invalid-request",
-            "Some fields are invalid",
-            f"timeout must be in (0, {s.max_timeout_s}] seconds, got {timeout}",
+        raise Problem.invalid_field(
+            "timeout", f"timeout must be in (0, {s.max_timeout_s}] seconds, got {timeout}"
         )
     return time.time() + (timeout or s.default_timeout_s)
 
@@ -113,11 +102,11 @@ async def check_model(state: AppState, model: str, version: int | None) -> None:
         raise unavailable("no inference worker is running; start one or wait for it", retry)
     if model not in view.models:
         known = ", ".join(sorted(view.models)) or "none"
-        raise Problem.from_kind("model_not_found", f"unknown model {model!r}; served: {known}")
+        raise Problem(kinds.UNKNOWN_MODEL, f"unknown model {model!r}; served: {known}")
     if version is not None and version not in view.versions(model):
         have = ", ".join(str(v) for v in sorted(view.versions(model)))
-        raise Problem.from_kind(
-            "model_not_found", f"model {model!r} has no version {version}; versions: {have}"
+        raise Problem(
+            kinds.UNKNOWN_MODEL, f"model {model!r} has no version {version}; versions: {have}"
         )
 
 
@@ -126,9 +115,7 @@ async def check_queue(state: AppState) -> None:
     length = await state.redis.llen(s.inference_queue)
     if length >= s.max_queue_length:
         raise Problem(
-            429,
-            "queue-full",
-            "Too many queued jobs",
+            kinds.QUEUE_FULL,
             f"{length} jobs are waiting (limit {s.max_queue_length}); retry later",
             headers={"Retry-After": str(s.retry_after_s)},
         )
@@ -147,24 +134,18 @@ async def enqueue(
         earlier = await claim(state, job, data, idem_key, caller)
         if earlier is not None:
             return earlier, False
-    pipe = state.redis.pipeline(transaction=True)
-    pipe.hset(job_key(job.id), mapping=job.to_redis())
-    pipe.expire(job_key(job.id), s.job_ttl_s)
-    if data is not None:
-        pipe.set(input_key(job.id), data, ex=s.job_ttl_s)
-    await pipe.execute()
-    task = GENERATE_TASK if job.kind == "generate" else TRANSLATE_TASK
+    await state.jobs.create(job, data)
     try:
         await run_in_threadpool(
             state.celery.send_task,
-            task,
+            task_name(job.kind),
             args=[job.id],
             queue=s.inference_queue,
             retry=True,
             retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
         )
     except Exception:
-        await state.redis.delete(job_key(job.id), input_key(job.id))
+        await state.jobs.discard(job.id)
         raise
     return job, True
 
@@ -194,33 +175,27 @@ def accepted(job: JobRecord) -> JSONResponse:
 def failure(job: JobRecord) -> Problem:
     headers = job_headers(job)
     if job.state is JobState.canceled:
-        return Problem(
-            410,
-            "job-canceled",
-            "The job was canceled",
-            "the job was canceled",
-            headers=headers,
-            job_id=job.id,
-        )
-    kind = job.error_type or "internal"
+        return Problem(kinds.JOB_CANCELED, "the job was canceled", headers=headers, job_id=job.id)
+    kind = job.error_type or ErrorKind.internal
     if job.state is JobState.expired:
-        kind = "deadline"
-    problem = Problem.from_kind(kind, job.error_detail or "the job failed", job_id=job.id)
+        kind = ErrorKind.deadline
+    problem = Problem.from_failure(kind, job.error_detail or "the job failed", job_id=job.id)
     problem.headers.update(headers)
     return problem
 
 
-async def result_response(state: AppState, request: Request, job: JobRecord) -> Response:
-    """The finished job's image (or JSON with base64 when the client accepts JSON only)."""
+async def result_response(
+    state: AppState, request: Request, job: JobRecord, *, take: bool = False
+) -> Response:
+    """The finished job's image (or JSON with base64 when the client accepts JSON only);
+    ``take``: the result is deleted as it is read."""
     if job.state is not JobState.succeeded:
         raise failure(job)
-    payload = await state.redis.get(result_key(job.id))
+    payload = await state.jobs.read_result(job.id, take=take)
     if payload is None:
         raise Problem(
-            410,
-            "result-expired",
-            "The result has expired",
-            "results are kept for S2I_JOB_TTL_S seconds",
+            kinds.RESULT_EXPIRED,
+            f"results are kept {state.settings.result_ttl_s} s (S2I_RESULT_TTL_S)",
             job_id=job.id,
         )
     media_type = job.media_type or "application/octet-stream"
@@ -230,9 +205,7 @@ async def result_response(state: AppState, request: Request, job: JobRecord) -> 
         body = TranslateResult(
             job=JobStatus.of(job),
             media_type=media_type,
-            image=base64.b64encode(
-                payload if isinstance(payload, bytes) else payload.encode()
-            ).decode(),
+            image=base64.b64encode(payload).decode(),
         )
         return JSONResponse(body.model_dump(mode="json"), headers=headers)
     if "application/octet-stream" in accept and "image/" not in accept and "*/*" not in accept:
@@ -251,15 +224,14 @@ async def run(
         return accepted(job)
     final = await state.waiter.wait(job.id, until=job.deadline)
     if final is None:
-        raise Problem(410, "job-expired", "The job record expired", "the job is gone")
+        raise Problem(kinds.JOB_EXPIRED, "the job is gone")
     if not final.state.final:
         raise Problem(
-            504,
-            "deadline-exceeded",
-            "The request's deadline passed",
+            kinds.DEADLINE_EXCEEDED,
             f"the job did not finish in time; it is {final.state.value} and will not run "
             "past its deadline",
             headers=job_headers(final),
             job_id=final.id,
         )
-    return await result_response(state, request, final)
+    # a synchronous answer is the only delivery, unless an Idempotency-Key may ask again
+    return await result_response(state, request, final, take=idem_key is None)

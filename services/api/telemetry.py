@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -14,7 +13,8 @@ from redis import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.cluster_metrics import ClusterCollector
-from shared.jobs import WORKER_KEY_PREFIX
+from shared.job_store import JobStore
+from shared.redis_clients import connect
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,15 +23,14 @@ log = logging.getLogger(__name__)
 class QueueCollector:
     """Queue length and live workers (with the version each serves), read at scrape time."""
 
-    def __init__(self, redis: Redis, queue: str) -> None:
-        self.redis = redis
+    def __init__(self, jobs: JobStore, queue: str) -> None:
+        self.jobs = jobs
         self.queue = queue
 
     def collect(self) -> Iterator[Metric]:
         try:
-            length = int(self.redis.llen(self.queue))
-            keys = list(self.redis.scan_iter(match=WORKER_KEY_PREFIX + "*", count=500))
-            beats = [json.loads(v) for v in self.redis.mget(keys) if v] if keys else []
+            length = int(self.jobs.redis.llen(self.queue))
+            beats = self.jobs.beats()
         except Exception:
             log.warning("cannot read queue metrics from Redis", exc_info=True)
             return
@@ -47,16 +46,41 @@ class QueueCollector:
             "s2i_model_served_version", "Version each worker serves", labels=["model", "worker"]
         )
         for beat in beats:
-            for name, info in beat.get("models", {}).items():
-                served.add_metric([name, beat.get("worker", "?")], info.get("version", 0))
+            for name, model in beat.models.items():
+                served.add_metric([name, beat.worker], model.version)
         yield served
+
+
+class RedisMemoryCollector:
+    """Redis's memory (``INFO memory``), read at scrape time: with ``maxmemory`` it says how
+    close Redis is to refusing jobs (503 storage-full)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            info = self.redis.info("memory")
+        except Exception:
+            log.warning("cannot read Redis memory", exc_info=True)
+            return
+        yield GaugeMetricFamily(
+            "s2i_redis_used_memory_bytes", "Memory Redis uses", value=info["used_memory"]
+        )
+        yield GaugeMetricFamily(
+            "s2i_redis_maxmemory_bytes",
+            "Redis's memory limit (0: none); at the limit it refuses writes",
+            value=info.get("maxmemory", 0),
+        )
 
 
 def make_registry(settings: Settings) -> tuple[CollectorRegistry, Redis]:
     registry = CollectorRegistry()
-    redis = Redis.from_url(settings.redis_url, socket_timeout=5)
+    redis = connect(settings.redis_url, socket_timeout=5)
+    jobs = JobStore(redis, settings.job_ttl_s, settings.result_ttl_s)
     registry.register(ClusterCollector(redis))
-    registry.register(QueueCollector(redis, settings.inference_queue))
+    registry.register(QueueCollector(jobs, settings.inference_queue))
+    registry.register(RedisMemoryCollector(redis))
     return registry, redis
 
 

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
+from services.api import problem_kinds as kinds
 from services.api.deps import AppState
 from services.api.limits import body_limit
 from services.api.problems import Problem
@@ -22,7 +23,7 @@ OPTION_FIELDS = tuple(TranslateOptions.model_fields)
 
 
 def _too_large(size: int, limit: int) -> Problem:
-    return Problem.from_kind("too_large", f"upload is {size} bytes; the limit is {limit} bytes")
+    return Problem(kinds.IMAGE_TOO_LARGE, f"upload is {size} bytes; the limit is {limit} bytes")
 
 
 async def _read_upload(upload: UploadFile, limit: int) -> bytes:
@@ -47,19 +48,11 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _invalid(exc: ValidationError) -> Problem:
-    errors = [
-        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
-    ]
-    detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
-    return Problem(422, "invalid-request", "Some fields are invalid", detail, errors=errors)
-
-
 def _options(fields: dict[str, Any], model: type[TranslateOptions]) -> Any:
     try:
         return model.model_validate(fields)
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise Problem.from_validation(exc) from None
 
 
 async def parse_translate(request: Request, state: AppState) -> tuple[bytes, TranslateOptions]:
@@ -75,15 +68,10 @@ async def parse_translate(request: Request, state: AppState) -> tuple[bytes, Tra
         try:
             form = await request.form(max_files=1, max_fields=16)
         except MultiPartException as exc:
-            raise Problem(400, "malformed-body", "Malformed multipart body", str(exc)) from None
+            raise Problem(kinds.MALFORMED_BODY, str(exc)) from None
         upload = form.get("image")
         if not isinstance(upload, UploadFile):
-            raise Problem(
-                422,
-                "invalid-request",
-                "Some fields are invalid",
-                "multipart field `image` (a file) is required",
-            )
+            raise Problem.invalid_field("image", "multipart field `image` (a file) is required")
         data = await _read_upload(upload, limit)
         fields |= {k: v for k, v in form.items() if k != "image" and isinstance(v, str)}
         return data, _options(fields, TranslateOptions)
@@ -92,19 +80,14 @@ async def parse_translate(request: Request, state: AppState) -> tuple[bytes, Tra
         try:
             parsed: TranslateJSON = TranslateJSON.model_validate_json(body)
         except ValidationError as exc:
-            raise _invalid(exc) from None
+            raise Problem.from_validation(exc) from None
         encoded = (
             parsed.image.partition(",")[2] if parsed.image.startswith("data:") else parsed.image
         )
         try:
             data = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
-            raise Problem(
-                400,
-                "unreadable-image",
-                "The image could not be read",
-                "`image` is not valid base64",
-            ) from None
+            raise Problem(kinds.UNREADABLE_IMAGE, "`image` is not valid base64") from None
         if len(data) > limit:
             raise _too_large(len(data), limit)
         opts = _options(
@@ -114,9 +97,7 @@ async def parse_translate(request: Request, state: AppState) -> tuple[bytes, Tra
     if ctype.startswith("image/") or ctype == "application/octet-stream":
         return await _read_body(request, limit), _options(fields, TranslateOptions)
     raise Problem(
-        415,
-        "unsupported-media-type",
-        "Unsupported request body",
+        kinds.UNSUPPORTED_MEDIA_TYPE,
         'send multipart/form-data with an `image` file field, JSON {"image": base64}, '
         f"or the image itself as the body; got {ctype or 'no Content-Type'}",
     )

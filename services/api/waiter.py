@@ -14,22 +14,15 @@ import logging
 import time
 from collections import defaultdict
 
-from redis.asyncio import Redis
-
-from shared.jobs import EVENTS_CHANNEL, JobRecord, job_key
+from shared.job_store import AsyncJobStore
+from shared.jobs import JobRecord
 
 log = logging.getLogger(__name__)
 
 
-async def read_job(redis: Redis, job_id: str) -> JobRecord | None:
-    """The job's record, or None when it never existed or has expired."""
-    raw = await redis.hgetall(job_key(job_id))
-    return JobRecord.from_redis(raw) if raw else None
-
-
 class JobWaiter:
-    def __init__(self, redis: Redis, poll_interval_s: float = 1.0) -> None:
-        self.redis = redis
+    def __init__(self, jobs: AsyncJobStore, poll_interval_s: float = 1.0) -> None:
+        self.jobs = jobs
         self.poll_interval_s = poll_interval_s
         self._waiting: dict[str, set[asyncio.Future[None]]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
@@ -46,14 +39,11 @@ class JobWaiter:
     async def _listen(self) -> None:
         while True:
             try:
-                pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-                await pubsub.subscribe(EVENTS_CHANNEL)
-                async for message in pubsub.listen():
-                    data = message.get("data")
-                    job_id = data.decode() if isinstance(data, bytes) else str(data)
-                    for fut in self._waiting.pop(job_id, set()):
-                        if not fut.done():
-                            fut.set_result(None)
+                async with contextlib.aclosing(self.jobs.finished_jobs()) as finished:
+                    async for job_id in finished:
+                        for fut in self._waiting.pop(job_id, set()):
+                            if not fut.done():
+                                fut.set_result(None)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -66,7 +56,7 @@ class JobWaiter:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiting[job_id].add(fut)
             try:
-                job = await read_job(self.redis, job_id)
+                job = await self.jobs.read(job_id)
                 remaining = until - time.time()
                 if job is None or job.state.final or remaining <= 0:
                     return job

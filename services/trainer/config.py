@@ -13,9 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from shared.trainings import RECIPE_NAMES, RecipeName
+from pydantic import BaseModel, ConfigDict, Field
 
 # dataset layouts (services.trainer.data.open_dataset); "auto": detected from the folder
 Layout = Literal[
@@ -27,7 +25,7 @@ LAYOUTS: tuple[str, ...] = get_args(Layout)[1:]
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    recipe: RecipeName
+    recipe: str  # a registered recipe (RECIPE_NAMES, or one a test registers)
     data: str = Field(..., description="dataset folder, or synthetic://N for N synthetic pairs")
     layout: Layout = "auto"
     direction: Literal["sketch2photo", "photo2sketch"] = "sketch2photo"
@@ -62,13 +60,6 @@ class TrainConfig(BaseModel):
     model_name: str | None = None  # None: the recipe's default (cyclegan: two models)
     run_dir: Path | None = None  # None: <S2I_RUN_ROOT>/<recipe>-<timestamp>
     options: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("recipe", mode="before")
-    @classmethod
-    def _known_recipe(cls, value: object) -> object:
-        if value not in RECIPE_NAMES:
-            raise ValueError(f"unknown recipe {value!r}; choose one of {', '.join(RECIPE_NAMES)}")
-        return value
 
     @classmethod
     def load(

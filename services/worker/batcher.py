@@ -4,7 +4,9 @@ Task threads ``submit`` one example each and block on a Future. A single batchin
 takes the first waiting example, then keeps gathering until ``max_batch_size`` examples are
 in hand or ``max_queue_delay_ms`` has passed since the first arrived, pads the stack up to
 the next of the fixed ``batch_sizes`` (so TensorRT / cuDNN see a few shapes only), runs one
-forward pass, and hands each caller its own slice.
+forward pass, and hands each caller its own slice. An example of another shape than the
+model's is refused on submit (:class:`ShapeError`), and one that reaches a batch anyway fails
+alone: the others of its batch still run.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -52,6 +55,10 @@ class BatcherClosed(RuntimeError):
     """Submitted to a batcher that has been closed (a reload swapped it out)."""
 
 
+class ShapeError(ValueError):
+    """An example whose shape is not the one the model takes."""
+
+
 class DynamicBatcher:
     def __init__(
         self,
@@ -60,10 +67,12 @@ class DynamicBatcher:
         max_batch_size: int = 16,
         max_queue_delay_ms: float = 10.0,
         batch_sizes: list[int] | None = None,
+        example_shape: tuple[int, ...] | None = None,
         on_batch: Callable[[BatchStats], None] | None = None,
         name: str = "batcher",
     ) -> None:
         self.backend = backend
+        self.example_shape = example_shape  # one example, no batch axis; None: any one shape
         self.max_batch_size = max_batch_size
         self.max_queue_delay_s = max_queue_delay_ms / 1000
         if batch_sizes is None:  # powers of two up to the maximum
@@ -79,6 +88,10 @@ class DynamicBatcher:
 
     # --- callers -----------------------------------------------------------------------
     def submit(self, example: np.ndarray) -> Future[BatchResult]:
+        if self.example_shape is not None and example.shape != self.example_shape:
+            raise ShapeError(
+                f"example of shape {example.shape}; {self.backend.name} takes {self.example_shape}"
+            )
         future: Future[BatchResult] = Future()
         with self._lock:
             if self._closed.is_set():
@@ -127,9 +140,23 @@ class DynamicBatcher:
             batch.append(item)
         return batch, stop
 
+    def _same_shape(self, live: list[_Pending]) -> list[_Pending]:
+        """The examples of the expected (else the most common) shape; fails the others."""
+        shapes = Counter(p.example.shape for p in live)
+        shape = self.example_shape or shapes.most_common(1)[0][0]
+        if shapes[shape] == len(live):
+            return live
+        for p in live:
+            if p.example.shape != shape:
+                p.future.set_exception(
+                    ShapeError(f"example of shape {p.example.shape} in a batch of {shape}")
+                )
+        return [p for p in live if p.example.shape == shape]
+
     def _run(self, batch: list[_Pending]) -> None:
         start = time.perf_counter()
         live = [p for p in batch if p.future.set_running_or_notify_cancel()]
+        live = self._same_shape(live) if live else live
         if not live:
             return
         n = len(live)

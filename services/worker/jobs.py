@@ -1,34 +1,30 @@
 """Running one job: Redis record -> decoded tensor -> batcher -> encoded result -> Redis.
 
-Kept apart from Celery so tests and benchmarks can run jobs directly. A job ends in exactly
-one final state, its event is always published, and no exception escapes to Celery (a
-crash would redeliver the message forever).
+Kept apart from Celery so tests and benchmarks can run jobs directly. A job is claimed under
+a fresh run id (a second delivery of its message finds it running and is dropped), runs on
+one model version from decoding to the result it reports, and ends in exactly one final
+state, written only by the run that claimed it. No exception escapes to Celery (a crash
+would redeliver the message forever).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from services.worker.batcher import BatcherClosed, BatchResult
+from services.worker.batcher import BatcherClosed, BatchResult, ShapeError
+from services.worker.model_pool import LoadedModel
 from services.worker.runtime import WorkerRuntime
 from shared import cluster_metrics as cm
 from shared import images
-from shared.jobs import (
-    EVENTS_CHANNEL,
-    TRANSITION_SCRIPT,
-    JobRecord,
-    JobState,
-    input_key,
-    job_key,
-    result_key,
-    transition_args,
-)
+from shared.errors import ErrorKind
+from shared.jobs import JobRecord, JobState
 from shared.model_input import ConditionError, model_input
 from shared.registry import RegistryError
 
@@ -36,44 +32,52 @@ log = logging.getLogger(__name__)
 
 
 class JobFailure(Exception):
-    def __init__(self, error_type: str, detail: str) -> None:
+    def __init__(self, error_type: ErrorKind, detail: str) -> None:
         super().__init__(detail)
         self.error_type = error_type
         self.detail = detail
 
 
-def _load(rt: WorkerRuntime, job_id: str) -> JobRecord | None:
-    raw = rt.redis.hgetall(job_key(job_id))
-    return JobRecord.from_redis(raw) if raw else None
-
-
-def _finish(rt: WorkerRuntime, job: JobRecord, state: JobState, **fields: Any) -> None:
-    now = time.time()
-    update = {"state": state, "finished_at": now, **fields}
-    job = job.model_copy(update=update)
-    pipe = rt.redis.pipeline()
-    pipe.hset(job_key(job.id), mapping=job.to_redis())
-    pipe.publish(EVENTS_CHANNEL, job.id)
-    pipe.execute()
+def _finish(
+    rt: WorkerRuntime,
+    job: JobRecord,
+    run_id: str,
+    state: JobState,
+    result: bytes | None = None,
+    **fields: Any,
+) -> None:
+    done = rt.jobs.finish(job, run_id, state, result, **fields)
+    if done is None:
+        log.warning("job %s is no longer this run's (requeued or expired); outcome dropped", job.id)
+        return
     rt.metrics.inc(cm.JOBS, {"model": job.model, "state": state.value})
-    if state is JobState.succeeded:
-        rt.metrics.observe(cm.JOB_SECONDS, {"model": job.model}, [now - job.created_at])
+    if state is JobState.succeeded and done.finished_at is not None:
+        rt.metrics.observe(
+            cm.JOB_SECONDS, {"model": job.model}, [done.finished_at - job.created_at]
+        )
 
 
-def _submit(rt: WorkerRuntime, job: JobRecord, examples: list[np.ndarray]) -> list[BatchResult]:
-    """Hand examples to the model's batcher; a reload swap between get and submit retries."""
+def _submit(
+    rt: WorkerRuntime, job: JobRecord, model: LoadedModel, examples: list[np.ndarray]
+) -> list[BatchResult]:
+    """Run ``examples`` on ``model``'s version, the one they were shaped for: when a reload
+    retired its batcher meanwhile, on that version loaded again, never on another."""
     for _ in range(3):
-        model = rt.pool.get(job.model, job.version)
         try:
             futures = [model.batcher.submit(x) for x in examples]
         except BatcherClosed:
+            model = rt.pool.get(job.model, model.manifest.version)
             continue
+        except ShapeError as exc:
+            raise JobFailure(ErrorKind.internal, str(exc)) from None
         timeout = max(job.deadline - time.time(), 0.1) if job.deadline else None
         try:
             return [f.result(timeout=timeout) for f in futures]
         except FutureTimeout as exc:
-            raise JobFailure("deadline", "deadline passed while the job was running") from exc
-    raise JobFailure("internal", "model was reloaded repeatedly while submitting")
+            raise JobFailure(
+                ErrorKind.deadline, "deadline passed while the job was running"
+            ) from exc
+    raise JobFailure(ErrorKind.internal, "model was reloaded repeatedly while submitting")
 
 
 def _check_finite(rt: WorkerRuntime, job: JobRecord, results: list[BatchResult]) -> None:
@@ -82,15 +86,15 @@ def _check_finite(rt: WorkerRuntime, job: JobRecord, results: list[BatchResult])
         return
     rt.metrics.inc(cm.NON_FINITE, {"model": job.model})
     raise JobFailure(
-        "invalid_output",
+        ErrorKind.invalid_output,
         f"model {job.model} gave a non-finite (NaN or infinite) output for this input",
     )
 
 
 def _translate(rt: WorkerRuntime, job: JobRecord) -> tuple[Image.Image, int, list[BatchResult]]:
-    data = rt.redis.get(input_key(job.id))
-    if not isinstance(data, bytes):
-        raise JobFailure("input_expired", "the input image expired before the job ran")
+    data = rt.jobs.read_input(job.id)
+    if data is None:
+        raise JobFailure(ErrorKind.input_expired, "the input image expired before the job ran")
     model = rt.pool.get(job.model, job.version)
     spec = model.manifest.input
     s = rt.settings
@@ -106,10 +110,10 @@ def _translate(rt: WorkerRuntime, job: JobRecord) -> tuple[Image.Image, int, lis
         try:
             return model_input(img, spec, job.condition), info.display_size
         except ConditionError as exc:
-            raise JobFailure("invalid_condition", str(exc)) from None
+            raise JobFailure(ErrorKind.invalid_condition, str(exc)) from None
 
     array, size = rt.decoder.submit(decode).result()  # (C, H, W) in [-1, 1]
-    results = _submit(rt, job, [array])
+    results = _submit(rt, job, model, [array])
     _check_finite(rt, job, results)
     out = images.from_array(results[0].output)
     if job.output_size == "input":
@@ -142,7 +146,7 @@ def _generate(rt: WorkerRuntime, job: JobRecord) -> tuple[Image.Image, int, list
             cls = rng.integers(0, spec.num_classes, job.n)
         labels[np.arange(job.n), cls] = 1.0
         z = np.concatenate([z, labels], axis=1)
-    results = _submit(rt, job, list(z))
+    results = _submit(rt, job, model, list(z))
     _check_finite(rt, job, results)
     tiles = [images.from_array(r.output) for r in results]
     return grid(tiles), model.manifest.version, results
@@ -162,39 +166,40 @@ def grid(tiles: list[Image.Image]) -> Image.Image:
 
 
 def run_job(rt: WorkerRuntime, job_id: str) -> JobState | None:
-    job = _load(rt, job_id)
+    """Run the job (once: None when it is not this delivery's to run)."""
+    job = rt.jobs.read(job_id)
     if job is None:
         log.warning("job %s has expired or never existed; dropped", job_id)
         return None
     if job.state.final:
         return job.state  # canceled while queued, or a redelivered finished job
     if job.past_deadline():
-        _finish(
-            rt,
-            job,
+        expired = rt.jobs.transition(
+            job.id,
+            (JobState.queued,),
             JobState.expired,
-            error_type="deadline",
+            finished_at=time.time(),
+            error_type=ErrorKind.deadline,
             error_detail="the job's deadline passed before a worker could run it",
         )
-        return JobState.expired
+        if expired:
+            rt.metrics.inc(cm.JOBS, {"model": job.model, "state": JobState.expired.value})
+        return JobState.expired if expired else None
+    run_id = uuid.uuid4().hex
     started = time.time()
-    # "running" too: a message redelivered because its worker died restarts the job
-    args = transition_args(
-        (JobState.queued, JobState.running), {"state": JobState.running, "started_at": started}
-    )
-    if rt.redis.eval(TRANSITION_SCRIPT, 1, job_key(job.id), *args) != 1:
-        return None  # canceled in the meantime
+    if not rt.jobs.claim(job.id, rt.worker_id, run_id, started):
+        return None  # canceled meanwhile, or running elsewhere (this message came twice)
     try:
         work = _generate if job.kind == "generate" else _translate
         image, version, results = work(rt, job)
         payload = images.encode(image, job.format)
-        rt.redis.set(result_key(job.id), payload, ex=rt.settings.job_ttl_s)
         last = results[-1]
         _finish(
             rt,
             job,
+            run_id,
             JobState.succeeded,
-            started_at=started,
+            payload,
             served_version=version,
             queue_ms=round((started - job.created_at) * 1000 + last.queue_ms, 2),
             compute_ms=round(last.compute_ms, 2),
@@ -203,18 +208,30 @@ def run_job(rt: WorkerRuntime, job_id: str) -> JobState | None:
         )
         return JobState.succeeded
     except JobFailure as exc:
-        state = JobState.expired if exc.error_type == "deadline" else JobState.failed
-        _finish(rt, job, state, error_type=exc.error_type, error_detail=exc.detail)
+        state = JobState.expired if exc.error_type is ErrorKind.deadline else JobState.failed
+        _finish(rt, job, run_id, state, error_type=exc.error_type, error_detail=exc.detail)
         return state
     except images.ImageError as exc:
-        _finish(rt, job, JobState.failed, error_type=exc.kind, error_detail=exc.detail)
+        _finish(rt, job, run_id, JobState.failed, error_type=exc.kind, error_detail=exc.detail)
         return JobState.failed
     except RegistryError as exc:
-        _finish(rt, job, JobState.failed, error_type="model_not_found", error_detail=str(exc))
+        _finish(
+            rt,
+            job,
+            run_id,
+            JobState.failed,
+            error_type=ErrorKind.model_not_found,
+            error_detail=str(exc),
+        )
         return JobState.failed
     except Exception as exc:
         log.exception("job %s failed", job.id)
         _finish(
-            rt, job, JobState.failed, error_type="internal", error_detail=f"{type(exc).__name__}"
+            rt,
+            job,
+            run_id,
+            JobState.failed,
+            error_type=ErrorKind.internal,
+            error_detail=f"{type(exc).__name__}",
         )
         return JobState.failed

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import numpy as np
 
@@ -25,10 +25,12 @@ from shared.backends import InferenceBackend, load_backend
 from shared.manifest import Manifest
 from shared.registry import Registry, RegistryError, parse_current
 from shared.settings import Settings
+from shared.worker_beat import ServedModel
 
 log = logging.getLogger(__name__)
 
 BackendFactory = Callable[[Path, Manifest], InferenceBackend]
+ReloadResult = Literal["loaded", "integrity", "canary", "error", "bad-current"]
 MAX_PINNED = 4  # older versions kept loaded for requests that pin a version
 
 
@@ -51,7 +53,7 @@ class LoadedModel:
 class ReloadEvent:
     model: str
     version: int
-    result: str  # "loaded" | "integrity" | "canary" | "error" | "bad-current"
+    result: ReloadResult
     detail: str = ""
 
 
@@ -130,13 +132,14 @@ class ModelPool:
             max_batch_size=s.max_batch_size,
             max_queue_delay_ms=s.max_queue_delay_ms,
             batch_sizes=s.batch_sizes,
+            example_shape=manifest.input.shape(1)[1:],
             on_batch=stats_sink,
             name=f"batcher-{name}-v{version}",
         )
         self._emit(ReloadEvent(name, version, "loaded", backend.name))
         return LoadedModel(manifest, backend, batcher)
 
-    def _record_failure(self, key: tuple[str, int], result: str, detail: str) -> None:
+    def _record_failure(self, key: tuple[str, int], result: ReloadResult, detail: str) -> None:
         log.error("model %s v%d not served (%s): %s", key[0], key[1], result, detail)
         self.failed[key] = f"{result}: {detail}"
         self._emit(ReloadEvent(key[0], key[1], result, detail))
@@ -249,20 +252,17 @@ class ModelPool:
             model.batcher.close()
             model.backend.close()
 
-    def snapshot(self) -> dict[str, Any]:
+    def served_models(self) -> dict[str, ServedModel]:
         """What this worker serves, for its heartbeat (read by the API)."""
         with self._lock:
             served = dict(self.served)
         models = {}
         for name, model in served.items():
             refused = {str(v): why for (n, v), why in self.failed.items() if n == name}
-            models[name] = {
-                **model.manifest.summary(),
-                "backend": model.backend.name,
-                "available_versions": [
-                    v for v in self.registry.versions(name) if str(v) not in refused
-                ],
-                "refused_versions": refused,  # version -> why it is not served
-            }
-        failed = {f"{n}:{v}": reason for (n, v), reason in self.failed.items()}
-        return {"models": models, "failed": failed}
+            available = [v for v in self.registry.versions(name) if str(v) not in refused]
+            models[name] = ServedModel.of(model.manifest, model.backend.name, available, refused)
+        return models
+
+    def refusals(self) -> dict[str, str]:
+        """``"name:version"`` -> why that version is not served."""
+        return {f"{n}:{v}": reason for (n, v), reason in self.failed.items()}

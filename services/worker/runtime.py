@@ -2,36 +2,50 @@
 
 One :class:`WorkerRuntime` per worker process, started when Celery's worker starts and
 closed when it stops. Tasks get it from :func:`get_runtime`.
+
+Crash recovery: with every heartbeat (and when it starts) a worker puts back in the queue the
+jobs left ``running`` by workers whose heartbeat expired (killed, out of memory, machine
+lost), and sends their messages again: they run again within
+``S2I_WORKER_HEARTBEAT_TTL_S`` + ``S2I_HEARTBEAT_INTERVAL_S`` of the crash. Celery alone would
+leave them for the broker's visibility timeout (``shared.celery_app``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-
-from redis import Redis
 
 from services.worker.batcher import BatchStats
 from services.worker.model_pool import ModelPool, ReloadEvent
 from shared import cluster_metrics as cm
-from shared.jobs import worker_key
+from shared.job_store import JobStore
+from shared.jobs import JobRecord
+from shared.redis_clients import connect
 from shared.registry import Registry
 from shared.settings import Settings
+from shared.worker_beat import WorkerBeat
 
 log = logging.getLogger(__name__)
 
 
+SendJob = Callable[[JobRecord], None]  # sends a job's message (again) to the inference queue
+
+
 class WorkerRuntime:
-    def __init__(self, settings: Settings, pool: ModelPool | None = None) -> None:
+    def __init__(
+        self, settings: Settings, pool: ModelPool | None = None, send_job: SendJob | None = None
+    ) -> None:
         self.settings = settings
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
-        self.redis = Redis.from_url(settings.redis_url, socket_timeout=10)
+        self.redis = connect(settings.redis_url, socket_timeout=10)
+        self.jobs = JobStore(self.redis, settings.job_ttl_s, settings.result_ttl_s)
+        self.send_job = send_job  # None: this runtime recovers no dead worker's jobs
         self.metrics = cm.MetricsWriter(self.redis)
         self.pool = pool or ModelPool(Registry(settings.model_root), settings)
         self.pool.on_batch = self._on_batch
@@ -73,21 +87,29 @@ class WorkerRuntime:
     def start(self) -> None:
         self.pool.start()
         self.beat()
+        self.recover()
         self._heartbeat = threading.Thread(target=self._beat_loop, name="heartbeat", daemon=True)
         self._heartbeat.start()
         log.info("worker %s serving %s", self.worker_id, sorted(self.pool.served))
 
     def beat(self) -> None:
         """Tell the API what this worker serves; the key expires if the worker dies."""
-        payload = {
-            "worker": self.worker_id,
-            "started_at": self.started_at,
-            "beat_at": time.time(),
-            "queue": self.settings.inference_queue,
-            **self.pool.snapshot(),
-        }
-        ttl_ms = int(self.settings.worker_heartbeat_ttl_s * 1000)
-        self.redis.set(worker_key(self.worker_id), json.dumps(payload), px=ttl_ms)
+        beat = WorkerBeat(
+            worker=self.worker_id,
+            started_at=self.started_at,
+            beat_at=time.time(),
+            queue=self.settings.inference_queue,
+            models=self.pool.served_models(),
+            failed=self.pool.refusals(),
+        )
+        self.jobs.save_beat(beat, self.settings.worker_heartbeat_ttl_s)
+
+    def recover(self) -> None:
+        """Requeue the jobs that dead workers left running, and send them again."""
+        if self.send_job is None:
+            return
+        for job in self.jobs.requeue_orphans():
+            self.send_job(job)
 
     def _beat_loop(self) -> None:
         while not self._stop.wait(self.settings.heartbeat_interval_s):
@@ -95,11 +117,15 @@ class WorkerRuntime:
                 self.beat()
             except Exception:
                 log.warning("heartbeat failed", exc_info=True)
+            try:
+                self.recover()
+            except Exception:
+                log.warning("could not requeue the jobs of dead workers", exc_info=True)
 
     def close(self) -> None:
         self._stop.set()
         try:
-            self.redis.delete(worker_key(self.worker_id))
+            self.jobs.drop_beat(self.worker_id)
         except Exception:
             log.warning("could not remove heartbeat", exc_info=True)
         self.pool.close()
@@ -111,13 +137,14 @@ _runtime: WorkerRuntime | None = None
 _runtime_lock = threading.Lock()
 
 
-def get_runtime() -> WorkerRuntime:
+def get_runtime(send_job: SendJob | None = None) -> WorkerRuntime:
+    """The process's runtime, made and started on the first call (with ``send_job``)."""
     global _runtime
     with _runtime_lock:
         if _runtime is None:
             from shared.settings import get_settings
 
-            _runtime = WorkerRuntime(get_settings())
+            _runtime = WorkerRuntime(get_settings(), send_job=send_job)
             _runtime.start()
         return _runtime
 

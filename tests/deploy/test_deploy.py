@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import itertools
 import json
 import os
 import re
@@ -301,6 +302,28 @@ def test_compose_services_wait_for_redis_and_the_bootstrap():
         depends = services[name]["depends_on"]
         assert depends["redis"]["condition"] == "service_healthy", name
         assert depends["bootstrap"]["condition"] == "service_completed_successfully", name
+
+
+def _redis_flags(argv: list[str]) -> dict[str, str]:
+    """``redis-server --a x --b y`` as {"a": "x", "b": "y"}."""
+    return {k[2:]: v for k, v in itertools.pairwise(argv) if k.startswith("--")}
+
+
+def test_compose_redis_persists_and_refuses_writes_when_full():
+    flags = _redis_flags(_compose_config()["services"]["redis"]["command"])
+    assert flags["appendonly"] == "yes"
+    assert flags["maxmemory-policy"] == "noeviction"
+    assert flags["maxmemory"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_k8s_redis_persists_and_refuses_writes_when_full(overlay: str):
+    redis = _one(_docs(overlay), "StatefulSet", "s2i-redis")
+    (container,) = redis["spec"]["template"]["spec"]["containers"]
+    flags = _redis_flags([str(a) for a in container["args"]])
+    assert flags["appendonly"] == "yes"
+    assert flags["maxmemory-policy"] == "noeviction"
+    assert flags["maxmemory"]
 
 
 def test_compose_model_volume_is_read_only_for_workers_and_writable_for_publishers():

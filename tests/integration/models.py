@@ -78,12 +78,20 @@ def publish_tampered(registry: Registry, name: str, seed: int) -> Manifest:
     return manifest
 
 
-def publish_dcgan(registry: Registry, name: str, *, z_dim: int = 16, seed: int = 0) -> Manifest:
-    """A class-conditional (cat, dog) DCGAN generate model, untrained but deterministic."""
+def publish_dcgan(
+    registry: Registry,
+    name: str,
+    *,
+    z_dim: int = 16,
+    seed: int = 0,
+    gain: float = 0.02,
+    description: str = "",
+) -> Manifest:
+    """A class-conditional (cat, dog) DCGAN generate model, untrained but deterministic;
+    weights N(0, gain): DCGAN's 0.02 gives a near-flat grey, 0.2 images with structure."""
     kwargs = {"z_dim": z_dim, "ngf": 8, "num_classes": 2}
     torch.manual_seed(seed)
-    net = build_serving_net("dcgan", **kwargs)
-    init_weights(net)
+    net = init_weights(build_serving_net("dcgan", **kwargs), gain=gain).eval()
     noise = TensorSpec(
         kind="noise", z_dim=z_dim, num_classes=2, class_names=["cat", "dog"], layout="NC"
     )
@@ -96,6 +104,7 @@ def publish_dcgan(registry: Registry, name: str, *, z_dim: int = 16, seed: int =
         recipe="siamese-gan",
         input=noise,
         output=image,
+        description=description,
     )
     with tempfile.TemporaryDirectory() as tmp:
         result = export_model(net, noise.shape(1), Path(tmp))

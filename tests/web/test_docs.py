@@ -8,12 +8,11 @@ import httpx
 import pytest
 
 from services.local import LocalStack
-from tests.web.test_page import browser  # noqa: F401  (the module-scoped chromium fixture)
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 
-def _offline_page(browser, blocked: list[str]):  # type: ignore[no-untyped-def]  # noqa: F811
+def _offline_page(browser, blocked: list[str]):  # type: ignore[no-untyped-def]
     """A page whose requests to anything but loopback are aborted (and recorded)."""
     page = browser.new_page()
 
@@ -29,7 +28,7 @@ def _offline_page(browser, blocked: list[str]):  # type: ignore[no-untyped-def] 
     return page
 
 
-def test_swagger_ui_shows_every_endpoint_offline(browser, stack: LocalStack) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_swagger_ui_shows_every_endpoint_offline(browser, stack: LocalStack) -> None:  # type: ignore[no-untyped-def]
     paths = httpx.get(stack.base_url + "/openapi.json").json()["paths"]
     blocked: list[str] = []
     page = _offline_page(browser, blocked)
@@ -46,7 +45,7 @@ def test_swagger_ui_shows_every_endpoint_offline(browser, stack: LocalStack) -> 
         page.close()
 
 
-def test_redoc_renders_offline(browser, stack: LocalStack) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_redoc_renders_offline(browser, stack: LocalStack) -> None:  # type: ignore[no-untyped-def]
     blocked: list[str] = []
     page = _offline_page(browser, blocked)
     try:

@@ -6,12 +6,17 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 import pytest
 
-from services.worker.batcher import BatcherClosed, BatchResult, BatchStats, DynamicBatcher
+from services.worker.batcher import (
+    BatcherClosed,
+    BatchResult,
+    BatchStats,
+    DynamicBatcher,
+    ShapeError,
+)
 from shared.backends.fake import FakeBackend
 
 SHAPE = (3, 4, 4)
@@ -189,21 +194,27 @@ def test_backend_exception_reaches_every_caller_and_the_batcher_goes_on(
     )
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_examples_of_mismatched_shapes_fail_their_batch_not_the_batcher(
+def test_a_mis_shaped_example_fails_alone_not_its_batch(batchers: list[DynamicBatcher]) -> None:
+    backend = FakeBackend()
+    batcher = _make(batchers, backend, max_batch_size=8, max_queue_delay_ms=100)
+
+    good = [batcher.submit(_example(i)) for i in (1, 2)]
+    bad = batcher.submit(np.zeros((3, 5, 5), np.float32))
+    more = batcher.submit(_example(3))
+
+    with pytest.raises(ShapeError):
+        bad.result(timeout=2)
+    for value, future in zip((1, 2, 3), [*good, more], strict=True):
+        np.testing.assert_array_equal(future.result(timeout=2).output, _example(-value))
+    assert backend.calls == [4]  # the three of one shape, padded to 4, in one batch
+
+
+def test_a_batcher_that_knows_the_shape_refuses_another_on_submit(
     batchers: list[DynamicBatcher],
 ) -> None:
-    batcher = _make(batchers, FakeBackend(), max_batch_size=8, max_queue_delay_ms=100)
-
-    good = batcher.submit(_example(1))
-    bad = batcher.submit(np.zeros((3, 5, 5), np.float32))
-    for f in (good, bad):
-        try:
-            f.result(timeout=2)
-        except FutureTimeout:
-            pytest.fail("a caller of the broken batch never got an answer")
-        except ValueError:
-            pass
+    batcher = _make(batchers, FakeBackend(), example_shape=SHAPE, max_queue_delay_ms=1)
+    with pytest.raises(ShapeError, match=r"\(3, 5, 5\).*\(3, 4, 4\)"):
+        batcher.submit(np.zeros((3, 5, 5), np.float32))
     np.testing.assert_array_equal(
         batcher.submit(_example(5)).result(timeout=2).output, _example(-5)
     )

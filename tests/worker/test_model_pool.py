@@ -118,10 +118,11 @@ def test_start_serves_current_not_the_newest(
     np.testing.assert_allclose(_run(pool, x).output, _eager(net1, x), atol=1e-5)
     assert [(e.version, e.result) for e in events] == [(1, "loaded")]
     assert events[0].detail.startswith("onnx:")
-    snap = pool.snapshot()
-    assert snap["models"][NAME]["version"] == 1
-    assert snap["models"][NAME]["available_versions"] == [1, 2]
-    assert snap["failed"] == {}
+    served = pool.served_models()[NAME]
+    assert served.version == 1
+    assert served.available_versions == [1, 2]
+    assert str(served.backend).startswith("onnx:")
+    assert pool.refusals() == {}
 
 
 def test_poll_swaps_to_a_new_version_and_retires_the_old(
@@ -167,7 +168,7 @@ def test_a_version_with_a_bad_file_is_never_served(
     np.testing.assert_allclose(_run(pool, x).output, _eager(net1, x), atol=1e-5)
     assert pool.failed[(NAME, 2)].startswith("integrity")
     assert [(e.version, e.result) for e in events] == [(1, "loaded"), (2, "integrity")]
-    assert f"{NAME}:2" in pool.snapshot()["failed"]
+    assert f"{NAME}:2" in pool.refusals()
     with pytest.raises(RegistryError, match="failed its checks"):
         pool.get(NAME, version=2)
 
@@ -404,7 +405,7 @@ def test_refused_versions_are_listed_apart_from_the_available_ones(
     pool.start()
     _publish_fake(registry, tmp_path, "v2")
     pool.poll_once()
-    info = pool.snapshot()["models"][NAME]
-    assert info["available_versions"] == [1]
-    assert list(info["refused_versions"]) == ["2"]
-    assert info["refused_versions"]["2"].startswith("canary")
+    info = pool.served_models()[NAME]
+    assert info.available_versions == [1]
+    assert list(info.refused_versions) == ["2"]
+    assert info.refused_versions["2"].startswith("canary")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import OutOfMemoryError
 
-from services.api.deps import StateDep
-from services.api.problems import RETRY_AFTER_HEADER
+from services.api.deps import StateDep, check_metrics_key
+from services.api.problems import RETRY_AFTER_HEADER, problem_responses
 from services.api.schemas import Readiness
 
 router = APIRouter(tags=["health"])
@@ -63,9 +63,11 @@ async def readyz(state: StateDep) -> JSONResponse:
         200: {
             "description": "Prometheus text exposition format",
             "content": {"text/plain": {"schema": {"type": "string"}}},
-        }
+        },
+        **problem_responses({401: "`S2I_METRICS_NEED_KEY` is set and no valid API key was sent"}),
     },
 )
-async def metrics(state: StateDep) -> Response:
+async def metrics(request: Request, state: StateDep) -> Response:
+    check_metrics_key(request, state.settings)
     body = await run_in_threadpool(generate_latest, state.metrics)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

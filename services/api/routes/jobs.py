@@ -8,19 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
+from services.api import problem_kinds as kinds
 from services.api import submit
 from services.api.deps import ApiKeyDep, AppState, StateDep
 from services.api.problems import REDIS_DOWN, UNAUTHORIZED, Problem, problem_responses
 from services.api.schemas import JobStatus
-from services.api.waiter import read_job
-from shared.jobs import (
-    EVENTS_CHANNEL,
-    TRANSITION_SCRIPT,
-    JobRecord,
-    JobState,
-    job_key,
-    transition_args,
-)
+from shared.jobs import JobRecord, JobState
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep])
 
@@ -34,18 +27,15 @@ UNKNOWN_JOB = "Unknown job: it never existed (or the id is malformed) or it expi
 async def load_job(state: AppState, job_id: str) -> JobRecord:
     if not JOB_ID.fullmatch(job_id):
         raise Problem(
-            404,
-            "unknown-job",
-            "Unknown job",
+            kinds.UNKNOWN_JOB,
             f"no job {job_id[:64]!r}: job ids are 32 lowercase hexadecimal digits (X-Job-Id)",
         )
-    job = await read_job(state.redis, job_id)
+    job = await state.jobs.read(job_id)
     if job is None:
         raise Problem(
-            404,
-            "unknown-job",
-            "Unknown job",
-            f"no job {job_id}: it never existed or expired after {state.settings.job_ttl_s} s",
+            kinds.UNKNOWN_JOB,
+            f"no job {job_id}: it never existed or has expired (a finished job is kept "
+            f"{state.settings.result_ttl_s} s: S2I_RESULT_TTL_S)",
         )
     return job
 
@@ -96,9 +86,7 @@ async def get_result(job_id: JobId, state: StateDep, request: Request) -> Respon
     job = await load_job(state, job_id)
     if not job.state.final:
         raise Problem(
-            409,
-            "job-not-finished",
-            "The job has not finished",
+            kinds.JOB_NOT_FINISHED,
             f"the job is {job.state.value}; poll /v1/jobs/{job_id}",
             headers={"Retry-After": "1"},
             job_id=job_id,
@@ -122,25 +110,18 @@ async def get_result(job_id: JobId, state: StateDep, request: Request) -> Respon
 )
 async def cancel_job(job_id: JobId, state: StateDep) -> JobStatus:
     job = await load_job(state, job_id)
-    args = transition_args(
-        (JobState.queued,), {"state": JobState.canceled, "finished_at": time.time()}
+    await state.jobs.transition(
+        job_id, (JobState.queued,), JobState.canceled, finished_at=time.time()
     )
-    result = await state.redis.eval(TRANSITION_SCRIPT, 1, job_key(job_id), *args)
-    if result == 1:
-        await state.redis.publish(EVENTS_CHANNEL, job_id)
     job = await load_job(state, job_id)
     if job.state is JobState.running:
         raise Problem(
-            409,
-            "job-running",
-            "The job is already running",
+            kinds.JOB_RUNNING,
             "a running job finishes within its deadline; it cannot be canceled",
         )
     if job.state.final and job.state is not JobState.canceled:
         raise Problem(
-            409,
-            "job-finished",
-            "The job already finished",
+            kinds.JOB_FINISHED,
             f"job {job_id} already {job.state}; nothing to cancel",
         )
     return JobStatus.of(job)

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 
+from services.api import problem_kinds as kinds
+from services.api.cluster import ClusterView
 from services.api.deps import ApiKeyDep, StateDep
 from services.api.problems import REDIS_DOWN, UNAUTHORIZED, Problem, problem_responses
 from services.api.schemas import ModelInfo, ModelList
+from shared.manifest import MODEL_NAME_PATTERN
 
 router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[ApiKeyDep])
 
 
-def _info(name: str, entry: dict[str, Any]) -> ModelInfo:
-    return ModelInfo.model_validate({**entry, "name": name})
+def _info(view: ClusterView, name: str) -> ModelInfo:
+    """What the newest worker serving ``name`` announced, and how many workers serve it."""
+    served = view.models[name].model_dump(mode="json", exclude_unset=True)
+    return ModelInfo.model_validate({**served, "name": name, "workers": view.worker_counts[name]})
 
 
 @router.get(
@@ -27,7 +32,7 @@ async def list_models(state: StateDep) -> ModelList:
     view = await state.cluster.get()
     s = state.settings
     return ModelList(
-        models=[_info(name, entry) for name, entry in sorted(view.models.items())],
+        models=[_info(view, name) for name in sorted(view.models)],
         defaults={
             "sketch2photo": s.default_sketch2photo_model,
             "photo2sketch": s.default_photo2sketch_model,
@@ -49,12 +54,12 @@ async def list_models(state: StateDep) -> ModelList:
     ),
 )
 async def get_model(
-    name: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")], state: StateDep
+    name: Annotated[str, Path(pattern=MODEL_NAME_PATTERN)], state: StateDep
 ) -> ModelInfo:
     view = await state.cluster.get()
     if name not in view.models:
-        raise Problem.from_kind(
-            "model_not_found",
+        raise Problem(
+            kinds.UNKNOWN_MODEL,
             f"unknown model {name!r}; served: {', '.join(sorted(view.models)) or 'none'}",
         )
-    return _info(name, view.models[name])
+    return _info(view, name)

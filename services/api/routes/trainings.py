@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.api import problem_kinds as kinds
 from services.api.deps import AdminKeyDep, StateDep
 from services.api.problems import REDIS_DOWN, Problem, problem_responses
 from shared.celery_app import TRAIN_TASK
@@ -54,9 +55,7 @@ class TrainingRequest(BaseModel):
 async def _load(state: StateDep, training_id: str) -> TrainingRecord:
     raw = await state.redis.get(training_key(training_id))
     if raw is None:
-        raise Problem(
-            404, "unknown-training", "Unknown training run", f"no training run {training_id}"
-        )
+        raise Problem(kinds.UNKNOWN_TRAINING, f"no training run {training_id}")
     return TrainingRecord.model_validate_json(raw)
 
 
@@ -85,28 +84,18 @@ async def _load(state: StateDep, training_id: str) -> TrainingRecord:
 )
 async def start_training(body: TrainingRequest, state: StateDep) -> JSONResponse:
     if body.recipe not in RECIPE_NAMES:
-        raise Problem(
-            422,
-            "invalid-request",
-            "Some fields are invalid",
-            f"unknown recipe {body.recipe!r}; choose one of {', '.join(RECIPE_NAMES)}",
+        raise Problem.invalid_field(
+            "recipe", f"unknown recipe {body.recipe!r}; choose one of {', '.join(RECIPE_NAMES)}"
         )
     why = dataset_problem(body.dataset)
     if why is not None:
-        raise Problem(422, "invalid-dataset", "The dataset path is not acceptable", why)
+        raise Problem(kinds.INVALID_DATASET, why)
     forbidden = {"recipe", "data", "run_dir"} & set(body.overrides)
     if forbidden:
-        raise Problem(
-            422,
-            "invalid-request",
-            "Some fields are invalid",
-            f"overrides may not set {sorted(forbidden)}",
-        )
+        raise Problem.invalid_field("overrides", f"overrides may not set {sorted(forbidden)}")
     if not [k async for k in state.redis.scan_iter(match=TRAINER_KEY_PREFIX + "*", count=100)]:
         raise Problem(
-            503,
-            "no-trainer",
-            "No trainer service is running",
+            kinds.NO_TRAINER,
             "start one: `make run TRAINER=1` locally, `python -m services.trainer serve` "
             "(needs the trainer extra: pip install 'sketch2image[trainer]'), or the compose "
             "`train` profile",
@@ -160,9 +149,7 @@ async def cancel_training(training_id: TrainingId, state: StateDep) -> JSONRespo
     record = await _load(state, training_id)
     if record.state in (TrainingState.succeeded, TrainingState.failed):
         raise Problem(
-            409,
-            "training-finished",
-            "The training run already finished",
+            kinds.TRAINING_FINISHED,
             f"training {training_id} already {record.state}; nothing to cancel",
         )
     status = 200

@@ -9,15 +9,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from services.api import problem_kinds as kinds
 from services.api import submit
 from services.api.deps import ApiKeyDep, AppState, StateDep
 from services.api.problems import UNAUTHORIZED, Problem, problem_responses
+from services.api.rate_limit import RateLimitDep
 from services.api.schemas import GenerateRequest, JobStatus, TranslateOptions
 from services.api.uploads import parse_translate
 from shared import images
 from shared.jobs import JobRecord, new_job_id
 
-router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[ApiKeyDep])
+router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[ApiKeyDep, RateLimitDep])
 
 ROUTING_SIZE = 256  # smallest side the API decodes JPEGs at for validation and auto routing
 _LOCATION = {"Location": {"description": "The job to poll", "schema": {"type": "string"}}}
@@ -44,7 +46,7 @@ def _responses(
 _JOB_PROBLEMS = {
     401: UNAUTHORIZED,
     404: "Unknown model or version",
-    429: "Queue full (see Retry-After)",
+    429: "Queue full, or this caller is over its rate limit (see Retry-After)",
     500: "The job failed inside the worker",
     503: "No inference worker is running, or Redis is unreachable (see Retry-After)",
     504: "The deadline passed before the job finished",
@@ -102,19 +104,19 @@ async def _condition(
     style goes to sketch→photo); an unknown model is the worker's to refuse (404)."""
     if value is None:
         return None
-    info = (await state.cluster.get()).models.get(model)
-    if info is None:
+    served = (await state.cluster.get()).models.get(model)
+    if served is None:
         return value
-    spec = info.get("input", {})
-    if spec.get("condition") != field:
+    spec = served.input
+    if spec.condition != field:
         if routed:
             return None
         detail = f"model {model!r} takes no {field}"
-    elif value not in spec.get("condition_values", []):
-        detail = f"{field} for {model!r} must be one of {', '.join(spec['condition_values'])}"
+    elif value not in spec.condition_values:
+        detail = f"{field} for {model!r} must be one of {', '.join(spec.condition_values)}"
     else:
         return value
-    raise Problem(422, "invalid-request", "Some fields are invalid", detail)
+    raise Problem.invalid_field(field, detail)
 
 
 @router.post(
@@ -187,23 +189,17 @@ async def generate(
     ] = False,
 ) -> Response:
     view = await state.cluster.get()
-    info = view.models.get(body.model)
-    if info is not None:
-        task = info.get("task")
-        if task != "generate":
+    served = view.models.get(body.model)
+    if served is not None:
+        if served.task != "generate":
             raise Problem(
-                422,
-                "wrong-task",
-                "This model does not generate",
-                f"model {body.model!r} is a {task} model; use /v1/translate",
+                kinds.WRONG_TASK,
+                f"model {body.model!r} is a {served.task} model; use /v1/translate",
             )
-        classes = info.get("input", {}).get("class_names", [])
+        classes = served.input.class_names
         if body.class_name is not None and body.class_name not in classes:
-            raise Problem(
-                422,
-                "invalid-request",
-                "Some fields are invalid",
-                f"class_name must be one of {classes or 'none (unconditional model)'}",
+            raise Problem.invalid_field(
+                "class_name", f"class_name must be one of {classes or 'none (unconditional model)'}"
             )
     job = JobRecord(
         id=new_job_id(),

@@ -27,7 +27,6 @@ from torch import Tensor, nn
 from services.trainer.config import TrainConfig
 from services.trainer.nets import build_serving_net
 from shared.manifest import Task, TensorSpec
-from shared.trainings import RecipeName
 
 DataKind = Literal["paired", "unpaired", "images"]
 
@@ -95,7 +94,7 @@ class EvalOutput:
 
 
 class Recipe(ABC):
-    name: ClassVar[RecipeName]
+    name: ClassVar[str]
     data_kind: ClassVar[DataKind]
     Options: ClassVar[type[BaseModel]]  # hyperparameters, paper defaults
     default_image_size: ClassVar[int]

@@ -26,7 +26,7 @@ from shared.trainings import TRAINER_HEARTBEAT_S, trainer_key
 
 log = logging.getLogger(__name__)
 
-app = make_celery(get_settings(), name="sketch2image-trainer")
+app = make_celery(get_settings(), name="sketch2image-trainer", long_tasks=True)
 
 
 @app.task(name=TRAIN_TASK, ignore_result=True, acks_late=True)

@@ -77,7 +77,10 @@ def run_training(settings: Settings, redis: Redis, training_id: str) -> Training
         log.warning("training %s has no record; dropped", training_id)
         return None
     reporter = RunReporter(redis, TrainingRecord.model_validate_json(raw))
-    if reporter.record.state.final or reporter.should_stop():
+    if reporter.record.state.final:  # a message delivered again after the run ended
+        log.warning("training %s already %s; dropped", training_id, reporter.record.state.value)
+        return reporter.record.state
+    if reporter.should_stop():
         reporter.save(
             state=TrainingState.canceled, finished_at=reporter.record.finished_at or time.time()
         )
