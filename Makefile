@@ -59,6 +59,7 @@ lint-deploy: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.engine
 	$(PY) -m benchmarks.load
+	$(PY) -m benchmarks.baseline
 	$(PY) -m benchmarks.train
 
 clean:

@@ -97,9 +97,11 @@ async def drive(
     max_requests: int,
     model: str,
     timeout_s: float,
+    image: bytes | None = None,
 ) -> None:
-    """``clients`` closed-loop clients until ``seconds`` pass or ``max_requests`` are sent."""
-    png = sketch_png()
+    """``clients`` closed-loop clients until ``seconds`` pass or ``max_requests`` are sent,
+    each posting ``image`` (default: the 128x128 benchmark sketch)."""
+    png = image or sketch_png()
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     sent = 0
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import engine, load
+from benchmarks import baseline, engine, load
 from benchmarks.common import publish_untrained
 from shared.backends.fake import FakeBackend
 
@@ -52,3 +52,16 @@ def test_load_quick_drives_two_stacks_and_prints_ratios(
         assert re.search(rf"^\| {mode} \| 4 \| [1-9]\d* \| 0 \|", out, re.M), out
     assert re.search(rf"^{RATIO} \(throughput\)", out, re.M)
     assert re.search(r"^batching_on/off p50 = \d+\.\d\d", out, re.M)
+
+
+@pytest.mark.integration
+def test_baseline_quick_measures_the_naive_app_and_the_stack_on_the_same_model(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = baseline.main(["--clients", "2", "--seconds", "1", "--rounds", "1", "--warmup", "0.5"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for app in ("naive", "stack"):  # both answered, without errors, with a CPU figure
+        row = rf"^\| 2 \| {app} \| \d+\.\d \| \d+ \| \d+ \| 0 \| \d+\.\d \|"
+        assert re.search(row, out, re.M), out
+    assert re.search(r"^\| 2 \| naive \| .* \| 1\.00 \|$", out, re.M), out
