@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     max_batch_size: int = Field(default=16, gt=0)
     max_queue_delay_ms: float = Field(default=10.0, ge=0)
+    batch_idle_runs_at_once: bool = True  # the delay only when requests queue up (batcher.py)
     batch_sizes: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
     reload_interval_s: float = Field(default=1.0, gt=0)
     heartbeat_interval_s: float = Field(default=5.0, gt=0)

@@ -2,7 +2,11 @@
 
 Task threads ``submit`` one example each and block on a Future. A single batching thread
 takes the first waiting example, then keeps gathering until ``max_batch_size`` examples are
-in hand or ``max_queue_delay_ms`` has passed since the first arrived, pads the stack up to
+in hand or ``max_queue_delay_ms`` has passed since the first arrived. With
+``idle_runs_at_once`` (what the worker uses, ``S2I_BATCH_IDLE_RUNS_AT_ONCE``) the delay applies
+only to an example that arrived while a batch was running (requests are queueing up): one
+that finds the engine idle runs at once with whatever is queued, so a lone request never
+waits for company. Either way the thread pads the stack up to
 the next of the fixed ``batch_sizes`` (so TensorRT / cuDNN see a few shapes only), runs one
 forward pass, and hands each caller its own slice. An example of another shape than the
 model's is refused on submit (:class:`ShapeError`), and one that reaches a batch anyway fails
@@ -68,6 +72,7 @@ class DynamicBatcher:
         max_queue_delay_ms: float = 10.0,
         batch_sizes: list[int] | None = None,
         example_shape: tuple[int, ...] | None = None,
+        idle_runs_at_once: bool = False,
         on_batch: Callable[[BatchStats], None] | None = None,
         name: str = "batcher",
     ) -> None:
@@ -75,12 +80,14 @@ class DynamicBatcher:
         self.example_shape = example_shape  # one example, no batch axis; None: any one shape
         self.max_batch_size = max_batch_size
         self.max_queue_delay_s = max_queue_delay_ms / 1000
+        self.idle_runs_at_once = idle_runs_at_once
         if batch_sizes is None:  # powers of two up to the maximum
             batch_sizes = [2**i for i in range(max_batch_size.bit_length())]
         sizes = sorted({s for s in batch_sizes if s <= max_batch_size} | {max_batch_size})
         self.batch_sizes = sizes
         self.on_batch = on_batch
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._idle_since = 0.0  # perf_counter when the last batch finished
         self._closed = threading.Event()
         self._lock = threading.Lock()  # orders submit against close
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
@@ -122,7 +129,9 @@ class DynamicBatcher:
         if first is None:
             return [], True
         batch = [first]
-        deadline = first.submitted + self.max_queue_delay_s
+        # arrived while the engine was idle: take what is queued now, wait for nothing more
+        waits = not self.idle_runs_at_once or first.submitted < self._idle_since
+        deadline = first.submitted + (self.max_queue_delay_s if waits else 0.0)
         stop = False
         while len(batch) < self.max_batch_size:
             remaining = deadline - time.perf_counter()
@@ -189,6 +198,7 @@ class DynamicBatcher:
             batch, stop = self._gather()
             if batch:
                 self._run(batch)
+                self._idle_since = time.perf_counter()
             if stop:
                 break
         # drain anything that raced in before close() took the lock

@@ -131,6 +131,7 @@ class ModelPool:
             backend,
             max_batch_size=s.max_batch_size,
             max_queue_delay_ms=s.max_queue_delay_ms,
+            idle_runs_at_once=s.batch_idle_runs_at_once,
             batch_sizes=s.batch_sizes,
             example_shape=manifest.input.shape(1)[1:],
             on_batch=stats_sink,

@@ -319,3 +319,29 @@ def test_a_cancelled_request_is_skipped(batchers: list[DynamicBatcher]) -> None:
     np.testing.assert_array_equal(keep.result(timeout=5).output, _example(-1))
     assert keep.result().batch_size == 1
     assert backend.calls == [1]
+
+
+def test_a_lone_example_on_an_idle_engine_runs_at_once(batchers: list[DynamicBatcher]) -> None:
+    backend = FakeBackend()
+    waiting = _make(batchers, backend, max_queue_delay_ms=400)
+    at_once = _make(batchers, FakeBackend(), max_queue_delay_ms=400, idle_runs_at_once=True)
+    for batcher, least_s, most_s in ((waiting, 0.35, 5.0), (at_once, 0.0, 0.2)):
+        start = time.perf_counter()
+        batcher.submit(_example(1)).result(timeout=5)
+        assert least_s <= time.perf_counter() - start < most_s
+
+
+def test_examples_queued_behind_a_running_batch_are_gathered(
+    batchers: list[DynamicBatcher],
+) -> None:
+    stats: list[BatchStats] = []
+    backend = FakeBackend(latency_s=0.3)  # the engine stays busy with the first example
+    batcher = _make(batchers, backend, max_queue_delay_ms=100, idle_runs_at_once=True,
+                    on_batch=stats.append)  # fmt: skip
+    first = batcher.submit(_example(0))
+    time.sleep(0.05)  # the first is running now
+    queued = [batcher.submit(_example(i)) for i in range(1, 6)]
+    first.result(timeout=5)
+    for f in queued:
+        f.result(timeout=5)
+    assert [s.size for s in stats] == [1, 5]  # alone at once, then the queue as one batch
