@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
+from http import HTTPStatus
 
 import h11
 import uvicorn
@@ -30,6 +30,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 from services.api.problem_kinds import HEADERS_TOO_LARGE
+from services.api.problems import PROBLEM_MEDIA_TYPE, Problem
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -39,18 +40,16 @@ HEAD_END = b"\r\n\r\n"
 
 
 def head_too_large_response(limit: int) -> bytes:
-    body = json.dumps(
-        {
-            "type": HEADERS_TOO_LARGE.type,
-            "title": HEADERS_TOO_LARGE.title,
-            "status": HEADERS_TOO_LARGE.status,
-            "detail": f"the request line and headers passed {limit} bytes "
-            "(S2I_HTTP_MAX_HEAD_BYTES)",
-        }
-    ).encode()
+    """The whole 431 answer (the app never sees this request): the problem as the API's
+    handlers render every problem, behind a hand-written status line and headers."""
+    problem = Problem(
+        HEADERS_TOO_LARGE,
+        f"the request line and headers passed {limit} bytes (S2I_HTTP_MAX_HEAD_BYTES)",
+    )
+    body = bytes(problem.response().body)
     head = (
-        "HTTP/1.1 431 Request Header Fields Too Large\r\n"
-        "content-type: application/problem+json\r\n"
+        f"HTTP/1.1 {problem.status} {HTTPStatus(problem.status).phrase}\r\n"
+        f"content-type: {PROBLEM_MEDIA_TYPE}\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode() + body
