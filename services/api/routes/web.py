@@ -35,21 +35,22 @@ class Asset:
 
 
 @cache
-def load_asset(name: str) -> Asset | None:
-    """A file of ``services/api/web`` by its bare name, or None (unknown, or not a page file)."""
-    path = PurePosixPath(name)
-    if path.name != name or name.startswith(".") or path.suffix not in MEDIA_TYPES:
-        return None
-    file = resources.files("services.api").joinpath("web", name)
-    if not file.is_file():
-        return None
-    body = file.read_bytes()
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    return Asset(body=body, media_type=MEDIA_TYPES[path.suffix], etag=etag)
+def assets() -> dict[str, Asset]:
+    """Every page file of ``services/api/web`` by its bare name, read once. A name from a URL
+    is only ever looked up here, so no path is built from it and nothing grows with it."""
+    folder = resources.files("services.api").joinpath("web")
+    found = {}
+    for file in folder.iterdir():
+        suffix = PurePosixPath(file.name).suffix
+        if file.is_file() and not file.name.startswith(".") and suffix in MEDIA_TYPES:
+            body = file.read_bytes()
+            etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+            found[file.name] = Asset(body=body, media_type=MEDIA_TYPES[suffix], etag=etag)
+    return found
 
 
 def serve(request: Request, name: str) -> Response:
-    asset = load_asset(name)
+    asset = assets().get(name)
     if asset is None:
         raise HTTPException(404, "Not Found")
     headers = {"ETag": asset.etag, "Cache-Control": "no-cache"}
