@@ -132,6 +132,19 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
+def memory_mb(pid: int, field: str = "VmRSS") -> float:
+    """A memory figure of process ``pid`` in MB from ``/proc/<pid>/status``: ``VmRSS`` (resident
+    now) or ``VmHWM`` (its peak so far); NaN where there is no such figure."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    for line in status.splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def git_revision() -> str:
     try:
         out = subprocess.run(

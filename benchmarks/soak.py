@@ -25,7 +25,13 @@ from pathlib import Path
 import httpx
 from redis import Redis
 
-from benchmarks.common import load_average, machine_info, markdown_table, print_machine
+from benchmarks.common import (
+    load_average,
+    machine_info,
+    markdown_table,
+    memory_mb,
+    print_machine,
+)
 from services.local import LocalStack, free_port
 
 log = logging.getLogger(__name__)
@@ -64,13 +70,6 @@ class SoakReport:
         grown = {name: last.rss_mb[name] - warm.rss_mb[name] for name in last.rss_mb}
         grown["redis"] = last.redis_mb - warm.redis_mb
         return grown
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _client_loop(base_url: str, image: bytes, stop: threading.Event, report: SoakReport) -> None:
@@ -128,7 +127,7 @@ def soak(
     try:
         while (elapsed := time.monotonic() - start) < seconds:
             used = int(redis.info("memory")["used_memory"])
-            rss = {name: rss_mb(stack.procs[name].pid) for name in PROCESSES}
+            rss = {name: memory_mb(stack.procs[name].pid) for name in PROCESSES}
             report.samples.append(Sample(elapsed, rss, used / 2**20, report.requests))
             time.sleep(every)
     finally:
@@ -136,7 +135,7 @@ def soak(
         for t in threads:
             t.join(90)
     used = int(redis.info("memory")["used_memory"])
-    rss = {name: rss_mb(stack.procs[name].pid) for name in PROCESSES}
+    rss = {name: memory_mb(stack.procs[name].pid) for name in PROCESSES}
     report.samples.append(Sample(time.monotonic() - start, rss, used / 2**20, report.requests))
     time.sleep(1)  # let the last jobs end
     report.keys_without_ttl = keys_without_ttl(redis)

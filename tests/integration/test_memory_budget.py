@@ -3,26 +3,18 @@ the worker's memory within the stated bound (docs/reliability.md)."""
 
 from __future__ import annotations
 
-import re
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
 
+from benchmarks.common import memory_mb
 from services.local import LocalStack
 from tests.shared.test_decode_budget import png
 
 pytestmark = pytest.mark.integration
 
 BOUND_MB = 250  # peak RSS growth per process; before the budget: +1,131 MB in the API
-
-
-def memory_mb(pid: int, field: str) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    found = re.search(field + r":\s+(\d+)", status)
-    assert found is not None
-    return int(found.group(1)) // 1024
 
 
 def test_ten_huge_pngs_at_once_keep_api_and_worker_memory_bounded(stack: LocalStack) -> None:

@@ -90,21 +90,19 @@ def test_the_smallest_honest_jpeg_still_decodes(progressive: bool) -> None:
 
 
 MEMORY_SCRIPT = """
-import io, re, sys
+import os
 from concurrent.futures import ThreadPoolExecutor
+from benchmarks.common import memory_mb
 from shared import images
 from tests.shared.test_decode_budget import LIMITS, png
 
 data = png((6300, 6300))  # 39.7 megapixels, under the 40 Mpx limit, about 80 KB
-def rss(field):
-    status = open("/proc/self/status").read()
-    return int(re.search(field + r":\\s+(\\d+)", status).group(1)) // 1024
-base = rss("VmRSS")
+base = memory_mb(os.getpid(), "VmRSS")
 decode = lambda d: images.decode_with_info(d, draft_size=256, **LIMITS)[0].size
 with ThreadPoolExecutor(10) as pool:
     sizes = list(pool.map(decode, [data] * 10))
 assert all(min(s) >= 256 for s in sizes), sizes
-print(rss("VmHWM") - base)
+print(round(memory_mb(os.getpid(), "VmHWM") - base))
 """
 
 
