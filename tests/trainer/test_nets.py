@@ -30,6 +30,7 @@ from services.trainer.nets import (
     init_weights,
 )
 from services.trainer.nets.resnet_cgan import AddResidualBlock
+from tests.helpers import TINY_ARCHS
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")  # tests/conftest.py
 
@@ -271,24 +272,15 @@ def test_conv_vae_shapes_and_eval_is_deterministic() -> None:
 
 # --- registry and export ---------------------------------------------------------------------
 
-TINY: dict[str, tuple[dict[str, int], tuple[int, ...]]] = {
-    "unet": ({"ngf": 4, "num_downs": 5}, (3, 32, 32)),
-    "resnet": ({"ngf": 4, "n_blocks": 2}, (3, 16, 16)),
-    "resnet-cgan": ({"ngf": 4, "n_blocks": 2}, (3, 16, 16)),
-    "sketchy": ({"ngf": 4, "noise_dim": 8, "num_levels": 3}, (3, 16, 16)),
-    "dcgan": ({"z_dim": 16, "ngf": 8, "num_classes": 2}, (18,)),
-    "vae": ({"z_dim": 8, "nf": 8}, (8,)),
-}
-
 
 def test_registry_covers_the_architectures() -> None:
-    assert set(ARCHITECTURES) == set(TINY)
+    assert set(ARCHITECTURES) == set(TINY_ARCHS)
     with pytest.raises(ValueError, match="unknown architecture"):
         build_serving_net("nope")
 
 
 def _serving_net(name: str) -> nn.Module:
-    kwargs, _ = TINY[name]
+    kwargs, _ = TINY_ARCHS[name]
     net = init_weights(build_serving_net(name, **kwargs))
     for m in net.modules():  # non-trivial running statistics, so eval mode matters
         if isinstance(m, nn.BatchNorm2d):
@@ -297,10 +289,10 @@ def _serving_net(name: str) -> nn.Module:
     return net.eval()
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("name", sorted(TINY_ARCHS))
 def test_serving_net_traces_and_exports_to_onnx(name: str, tmp_path: Path) -> None:
     net = _serving_net(name)
-    shape = TINY[name][1]
+    shape = TINY_ARCHS[name][1]
     with torch.no_grad():
         traced = torch.jit.trace(net, torch.randn(2, *shape), check_trace=False)
     path = tmp_path / f"{name}.onnx"
