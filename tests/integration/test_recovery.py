@@ -20,7 +20,7 @@ from redis import Redis
 
 from services.local import LocalStack, free_port, wait_until
 from services.local_redis import redis_server_args
-from shared.jobs import EVENTS_CHANNEL, RUNNING_JOBS_KEY, job_key
+from shared.jobs import EVENTS_CHANNEL, RUNNING_JOBS_KEY, job_key, result_key
 from tests.conftest import STACK_ENV, running_stack
 from tests.images import sketch_png
 
@@ -193,10 +193,12 @@ def test_every_key_expires_inputs_go_when_jobs_end_and_metrics_show_redis_memory
     no_ttl = {k for k in keys if redis.ttl(k) < 0 and not k.startswith("_kombu.")}
     assert no_ttl <= BROKER_KEYS, no_ttl - BROKER_KEYS
     assert not [k for k in keys if k.startswith("s2i:input:")]  # gone when each job ended
-    results = [k for k in keys if k.startswith("s2i:result:")]
-    assert len(results) >= 16
+    results = {k for k in keys if k.startswith("s2i:result:")}
+    answered = [r.headers["x-job-id"] for r in done]
+    assert {result_key(i) for i in queued} <= results  # async: kept until fetched or expired
+    assert not {result_key(i) for i in answered} & results  # sync: taken when answered
     assert all(0 < redis.ttl(k) <= RESULT_TTL_S for k in results)
-    for job_id in [r.headers["x-job-id"] for r in done] + queued:
+    for job_id in answered + queued:
         assert 0 < redis.ttl(job_key(job_id)) <= RESULT_TTL_S  # finished: kept like results
 
     metrics = httpx.get(f"{stack.base_url}/metrics").text
