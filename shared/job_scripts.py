@@ -13,6 +13,12 @@ set of running jobs together, so two processes never both act on one job:
   meanwhile (its worker looked dead) writes nothing: a job is reported at most once.
 - ``REQUEUE``: a job running on a worker whose heartbeat key expired goes back to ``queued``
   (its run id cleared, so that worker, were it alive after all, cannot finish it).
+- ``RESEND``: a job still queued since before a cutoff gets a fresh send time, once, for the
+  one sweeper that wins it to send its message again (a message can be lost: a worker killed
+  between popping it from the broker's list and recording it as unacked).
+
+A queued job is in the queued set (scored by when its message was last sent) from its
+creation or requeue until it is claimed or ends; a running job is in the running set.
 
 Each returns 1 when applied; CLAIM and TRANSITION return the job's state otherwise (nil when
 the job does not exist). CLAIM and FINISH answer 1 again to the same run id, so a command
@@ -25,8 +31,8 @@ from collections.abc import Iterable
 
 from shared.jobs import JobState
 
-# KEYS: job, input, running set. ARGV: from-states (comma-separated), seconds to keep a job
-# that ends here (0: not a final state), events channel, job id, then field, value pairs.
+# KEYS: job, input, running set, queued set. ARGV: from-states (comma-separated), seconds to
+# keep a job that ends here (0: not a final state), events channel, job id, then field, value pairs.
 TRANSITION = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return nil end
@@ -37,6 +43,7 @@ for s in string.gmatch(ARGV[1], '[^,]+') do
     if keep > 0 then
       redis.call('DEL', KEYS[2])
       redis.call('ZREM', KEYS[3], ARGV[4])
+      redis.call('ZREM', KEYS[4], ARGV[4])
       redis.call('EXPIRE', KEYS[1], keep)
       redis.call('PUBLISH', ARGV[3], ARGV[4])
     end
@@ -46,7 +53,8 @@ end
 return state
 """
 
-# KEYS: job, running set. ARGV: worker id, run id, start time, running set TTL, job id.
+# KEYS: job, running set, queued set. ARGV: worker id, run id, start time, running set TTL,
+# job id.
 CLAIM = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return nil end
@@ -57,6 +65,7 @@ redis.call('HSET', KEYS[1], 'state', 'running', 'worker', ARGV[1], 'run_id', ARG
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('ZREM', KEYS[3], ARGV[5])
 return 1
 """
 
@@ -74,8 +83,9 @@ redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 """
 
-# KEYS: job, the heartbeat of the worker running it, running set. ARGV: worker id, job id.
-# A job no longer running (ended, expired) only leaves the running set.
+# KEYS: job, the heartbeat of the worker running it, running set, queued set. ARGV: worker
+# id, job id, now, queued set TTL. A job no longer running (ended, expired) only leaves the
+# running set.
 REQUEUE = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then
   redis.call('ZREM', KEYS[3], ARGV[2])
@@ -85,6 +95,22 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 if redis.call('HGET', KEYS[1], 'worker') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'worker', '', 'run_id', '', 'started_at', '')
 redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
+redis.call('EXPIRE', KEYS[4], ARGV[4])
+return 1
+"""
+
+# KEYS: job, queued set. ARGV: job id, cutoff, now, queued set TTL. A job no longer queued
+# (claimed, ended, expired) only leaves the queued set.
+RESEND = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'queued' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 0
+end
+local sent = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not sent or tonumber(sent) > tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
 return 1
 """
 

@@ -23,6 +23,7 @@ from redis.asyncio import Redis as AsyncRedis
 from shared import job_scripts as scripts
 from shared.jobs import (
     EVENTS_CHANNEL,
+    QUEUED_JOBS_KEY,
     RUNNING_JOBS_KEY,
     WORKER_KEY_PREFIX,
     JobRecord,
@@ -40,7 +41,7 @@ BEATS = WORKER_KEY_PREFIX + "*"
 
 
 def _transition_keys(job_id: str) -> list[str]:
-    return [job_key(job_id), input_key(job_id), RUNNING_JOBS_KEY]
+    return [job_key(job_id), input_key(job_id), RUNNING_JOBS_KEY, QUEUED_JOBS_KEY]
 
 
 def _record(raw: dict[Any, Any]) -> JobRecord | None:
@@ -86,12 +87,12 @@ class JobStore:
         args = scripts.transition_args(
             from_states, to, self.result_ttl_s, EVENTS_CHANNEL, job_id, fields
         )
-        return self.redis.eval(scripts.TRANSITION, 3, *_transition_keys(job_id), *args) == 1
+        return self.redis.eval(scripts.TRANSITION, 4, *_transition_keys(job_id), *args) == 1
 
     def claim(self, job_id: str, worker_id: str, run_id: str, started_at: float) -> bool:
         """Start a queued job as run ``run_id`` of worker ``worker_id``; False when the job is
         not queued (canceled, running elsewhere, finished, or gone)."""
-        keys = [job_key(job_id), RUNNING_JOBS_KEY]
+        keys = [job_key(job_id), RUNNING_JOBS_KEY, QUEUED_JOBS_KEY]
         args = [worker_id, run_id, repr(started_at), str(self.ttl_s), job_id]
         return self.redis.eval(scripts.CLAIM, len(keys), *keys, *args) == 1
 
@@ -137,14 +138,34 @@ class JobStore:
         for job_id, (state, owner) in owners.items():
             if state == JobState.running.value and alive.get(owner):
                 continue
-            keys = [job_key(job_id), worker_key(owner), RUNNING_JOBS_KEY]
-            if self.redis.eval(scripts.REQUEUE, len(keys), *keys, owner, job_id) != 1:
+            keys = [job_key(job_id), worker_key(owner), RUNNING_JOBS_KEY, QUEUED_JOBS_KEY]
+            args = [owner, job_id, repr(time.time()), str(self.ttl_s)]
+            if self.redis.eval(scripts.REQUEUE, len(keys), *keys, *args) != 1:
                 continue  # not running (the script only cleaned the set), or its worker lives
             job = self.read(job_id)
             if job is not None:
                 log.warning("job %s was running on %s, which died; requeued", job_id, owner)
                 requeued.append(job)
         return requeued
+
+    def stale_queued(self, older_than_s: float, limit: int = 100) -> list[JobRecord]:
+        """Jobs queued, their message last sent more than ``older_than_s`` ago, each marked as
+        sent now (for one caller only, whichever wins): the caller sends their messages
+        again. A second message for a job that was not lost after all is dropped on claim."""
+        now = time.time()
+        cutoff = now - older_than_s
+        ids = self.redis.zrangebyscore(QUEUED_JOBS_KEY, "-inf", cutoff, start=0, num=limit)
+        stale = []
+        for raw in cast(list[bytes], ids):
+            job_id = raw.decode()
+            keys = [job_key(job_id), QUEUED_JOBS_KEY]
+            args = [job_id, repr(cutoff), repr(now), str(self.ttl_s)]
+            if self.redis.eval(scripts.RESEND, len(keys), *keys, *args) != 1:
+                continue
+            job = self.read(job_id)
+            if job is not None:
+                stale.append(job)
+        return stale
 
     def save_beat(self, beat: WorkerBeat, ttl_s: float) -> None:
         """Announce what a worker serves; the key expires ``ttl_s`` after its last beat."""
@@ -179,11 +200,16 @@ class AsyncJobStore:
         pipe.expire(job_key(job.id), self.ttl_s)
         if data is not None:
             pipe.set(input_key(job.id), data, ex=self.ttl_s)
+        pipe.zadd(QUEUED_JOBS_KEY, {job.id: time.time()})
+        pipe.expire(QUEUED_JOBS_KEY, self.ttl_s)
         await pipe.execute()
 
     async def discard(self, job_id: str) -> None:
         """Remove a job that could not be enqueued."""
-        await self.redis.delete(job_key(job_id), input_key(job_id))
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(job_key(job_id), input_key(job_id))
+        pipe.zrem(QUEUED_JOBS_KEY, job_id)
+        await pipe.execute()
 
     async def transition(
         self, job_id: str, from_states: Iterable[JobState], to: JobState, **fields: object
@@ -192,7 +218,7 @@ class AsyncJobStore:
         args = scripts.transition_args(
             from_states, to, self.result_ttl_s, EVENTS_CHANNEL, job_id, fields
         )
-        return await self.redis.eval(scripts.TRANSITION, 3, *_transition_keys(job_id), *args) == 1
+        return await self.redis.eval(scripts.TRANSITION, 4, *_transition_keys(job_id), *args) == 1
 
     async def read_result(self, job_id: str, *, take: bool = False) -> bytes | None:
         """The result's bytes; ``take``: also delete them (a synchronous answer that no

@@ -76,6 +76,7 @@ def idempotency_key(key: str) -> str:
 
 WORKER_KEY_PREFIX = "s2i:worker:"  # + worker id: a worker's heartbeat (JSON, expiring)
 RUNNING_JOBS_KEY = "s2i:jobs:running"  # sorted set: job id -> start time
+QUEUED_JOBS_KEY = "s2i:jobs:queued"  # sorted set: job id -> when its message was last sent
 
 
 def worker_key(worker_id: str) -> str:

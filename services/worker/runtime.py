@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from services.worker.batcher import BatchStats
 from services.worker.model_pool import ModelPool, ReloadEvent
 from shared import cluster_metrics as cm
+from shared.celery_app import redelivery_s
 from shared.job_store import JobStore
 from shared.jobs import JobRecord
 from shared.redis_clients import connect
@@ -105,11 +106,18 @@ class WorkerRuntime:
         self.jobs.save_beat(beat, self.settings.worker_heartbeat_ttl_s)
 
     def recover(self) -> None:
-        """Requeue the jobs that dead workers left running, and send them again."""
+        """Requeue the jobs that dead workers left running, and send them again; send again
+        the messages of jobs queued for longer than the broker's redelivery time while its
+        queue is empty (their message was lost: taken by a worker killed before recording
+        it as unacked; see ``shared.job_scripts``)."""
         if self.send_job is None:
             return
         for job in self.jobs.requeue_orphans():
             self.send_job(job)
+        if self.redis.llen(self.settings.inference_queue) == 0:  # no backlog to wait behind
+            for job in self.jobs.stale_queued(redelivery_s(self.settings)):
+                log.warning("job %s queued without a message; sent again", job.id)
+                self.send_job(job)
 
     def _beat_loop(self) -> None:
         while not self._stop.wait(self.settings.heartbeat_interval_s):

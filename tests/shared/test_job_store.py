@@ -16,6 +16,7 @@ from redis.asyncio import Redis as AsyncRedis
 from shared.errors import ErrorKind
 from shared.job_store import AsyncJobStore, JobStore
 from shared.jobs import (
+    QUEUED_JOBS_KEY,
     RUNNING_JOBS_KEY,
     JobRecord,
     JobState,
@@ -227,6 +228,42 @@ def test_the_jobs_of_a_dead_worker_are_requeued_and_its_late_result_dropped(
     assert (still.state, still.worker) == (JobState.running, "alive")
     assert redis_db.zcard(RUNNING_JOBS_KEY) == 2
     assert 0 < redis_db.ttl(RUNNING_JOBS_KEY) <= TTL_S
+
+
+def test_a_job_queued_past_the_cutoff_is_handed_out_once_for_its_message_to_be_sent_again(
+    redis_url: str, redis_db: Redis, store: JobStore
+) -> None:
+    lost, claimed, canceled, fresh = new_job(), new_job(), new_job(), new_job()
+    for job in (lost, claimed, canceled):
+        run_async(redis_url, lambda jobs, job=job: jobs.create(job, b"image"))
+    assert store.claim(claimed.id, "w", "run-1", time.time())
+    assert store.transition(canceled.id, [JobState.queued], JobState.canceled)
+    time.sleep(0.05)
+    run_async(redis_url, lambda jobs: jobs.create(fresh, b"image"))
+
+    (stale,) = store.stale_queued(older_than_s=0.04)
+
+    assert stale.id == lost.id  # not the claimed, the ended or the one queued just now
+    assert store.stale_queued(older_than_s=0.04) == []  # marked as sent: once per cutoff
+    assert set(redis_db.zrange(QUEUED_JOBS_KEY, 0, -1)) == {lost.id.encode(), fresh.id.encode()}
+    assert 0 < redis_db.ttl(QUEUED_JOBS_KEY) <= TTL_S
+    time.sleep(0.05)
+    assert {j.id for j in store.stale_queued(older_than_s=0.04)} == {lost.id, fresh.id}
+
+
+def test_a_requeued_job_is_queued_again_and_claiming_takes_it_off_the_queued_set(
+    redis_url: str, redis_db: Redis, store: JobStore
+) -> None:
+    job = new_job()
+    run_async(redis_url, lambda jobs: jobs.create(job, b"image"))
+    assert store.claim(job.id, "dead", "run-1", time.time())
+    assert redis_db.zcard(QUEUED_JOBS_KEY) == 0
+
+    assert len(store.requeue_orphans()) == 1  # were its message lost too, a sweep resends it
+
+    assert redis_db.zscore(QUEUED_JOBS_KEY, job.id) is not None
+    assert store.claim(job.id, "alive", "run-2", time.time())
+    assert redis_db.zcard(QUEUED_JOBS_KEY) == 0
 
 
 def served(version: int = 3) -> ServedModel:
