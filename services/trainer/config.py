@@ -29,6 +29,9 @@ class TrainConfig(BaseModel):
     data: str = Field(..., description="dataset folder, or synthetic://N for N synthetic pairs")
     layout: Layout = "auto"
     direction: Literal["sketch2photo", "photo2sketch"] = "sketch2photo"
+    # side-by-side (aligned) data: the half that is the model's input; None: the left half
+    # for sketch2photo, the right for photo2sketch (facades: label -> photo is "right")
+    input_half: Literal["left", "right"] | None = None
     image_size: int | None = None  # None: the recipe's default
     load_size: int | None = None  # resize before the random crop (None: 286/256 of the size)
     fit: Literal["resize", "letterbox"] = "resize"  # non-square images: stretch or pad (white)

@@ -69,6 +69,14 @@ def _layout(config: TrainConfig, kind: DataKind) -> str:
     return config.layout
 
 
+def data_direction(config: TrainConfig) -> str:
+    """The direction the loaders take: the task, or for side-by-side data with ``input_half``
+    set, "AtoB" (input on the left) or "BtoA"."""
+    if config.input_half is None:
+        return config.direction
+    return "AtoB" if config.input_half == "left" else "BtoA"
+
+
 @dataclass
 class RunData:
     train: SeededItems
@@ -120,7 +128,7 @@ def open_run_data(
     config: TrainConfig, kind: DataKind, image_size: int, batch_size: int, ctx: DistContext
 ) -> RunData:
     """Open the training and held-out sets (DatasetLayoutError for a wrong layout)."""
-    common: dict[str, Any] = {"direction": config.direction, "image_size": image_size}
+    common: dict[str, Any] = {"direction": data_direction(config), "image_size": image_size}
     if config.load_size is not None:
         common["load_size"] = config.load_size
     if config.fit != "resize":
@@ -179,7 +187,7 @@ def _cached(
     augment = split == "train" if augment is None else augment
     load_size = config.load_size or round(image_size * 286 / 256)
     root = Path(str(config.data)).resolve()
-    parts = [root, split, layout, config.direction, config.fit, fingerprint]
+    parts = [root, split, layout, data_direction(config), config.fit, fingerprint]
 
     def open_source(side: int) -> ItemDataset:
         kw = {**common, "image_size": side, "augment": False}
