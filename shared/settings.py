@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -56,6 +56,9 @@ class Settings(BaseSettings):
 
     # --- worker ------------------------------------------------------------------------
     inference_queue: str = "s2i.inference"
+    # the models a worker loads, by name (S2I_MODELS="sketch2photo,photo2sketch"); empty: all
+    # on the model volume. A request for another model fails with 404 model-not-found.
+    models: Annotated[list[str], NoDecode] = Field(default_factory=list)
     worker_concurrency: int = Field(default=32, gt=0)  # threads; lets batches fill
     backend: Literal["auto", "onnx", "torchscript"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -72,6 +75,13 @@ class Settings(BaseSettings):
     training_queue: str = "s2i.training"
     run_root: Path = Path("var/runs")
     cache_root: Path = Path("var/cache")  # decoded training sets (services.trainer.data.cache)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
 
 @lru_cache(maxsize=1)

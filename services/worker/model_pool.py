@@ -156,6 +156,8 @@ class ModelPool:
     def get(self, name: str, version: int | None = None) -> LoadedModel:
         """The served version of ``name``, or a pinned ``version`` (loaded on demand)."""
         with self._lock:
+            if not self.wants(name):
+                raise RegistryError(f"model {name!r} is not served by this worker (S2I_MODELS)")
             served = self.served.get(name)
             if version is None or (served is not None and served.manifest.version == version):
                 if served is None:
@@ -203,8 +205,12 @@ class ModelPool:
             self._emit(ReloadEvent(name, version or 0, "bad-current", detail))
         return None
 
+    def wants(self, name: str) -> bool:
+        """Whether this worker loads ``name`` (``S2I_MODELS``; empty: every model)."""
+        return not self.settings.models or name in self.settings.models
+
     def poll_once(self) -> None:
-        for name in self.registry.models():
+        for name in filter(self.wants, self.registry.models()):
             try:
                 current = self._current(name)
             except (OSError, RegistryError):

@@ -280,6 +280,29 @@ def test_unknown_model_raises_registry_error(
         pool.get(NAME, version=9)
 
 
+def test_a_worker_given_a_model_list_loads_only_those(
+    registry: Registry, tmp_path: Path, settings: Settings
+) -> None:
+    files = write_files(tmp_path / "src", {"model.bin": b"weights"})
+    for name in (NAME, "other", "third"):
+        registry.publish(make_manifest(name), files)
+    recorder = Recorder({1: lambda b: b})
+    pool = ModelPool(
+        registry, settings.model_copy(update={"models": [NAME, "third"]}), backend_factory=recorder
+    )
+    try:
+        pool.start()
+
+        assert sorted(pool.served_models()) == [NAME, "third"]
+        assert len(recorder.opened) == 2  # "other" never loaded
+        with pytest.raises(RegistryError, match="S2I_MODELS"):
+            pool.get("other")
+        with pytest.raises(RegistryError, match="S2I_MODELS"):
+            pool.get("other", version=1)  # not loaded on demand either
+    finally:
+        pool.close()
+
+
 def test_asking_for_a_version_before_it_exists_does_not_block_it_later(
     registry: Registry, tmp_path: Path, make_pool: Callable[..., ModelPool]
 ) -> None:
