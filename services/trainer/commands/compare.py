@@ -115,3 +115,33 @@ def _pack(args: argparse.Namespace) -> int:
     pack_checkpoint(state, args.out, source=args.checkpoint.name)
     sys.stdout.write(f"{args.out}\n")
     return 0
+
+
+def _configure_score_generators(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path, help="class folders (train/ and test/)")
+    p.add_argument(
+        "--model", dest="models", action="append", default=[], help="NAME[@VERSION]; repeat"
+    )
+    p.add_argument("--n", type=int, default=2000, help="images per row (default 2000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, help="also write every metric to this file")
+    p.add_argument("--grid", type=Path, help="also write a sample grid (JPEG), a row per row")
+
+
+@add_command(
+    "score-generators",
+    "score published generate models (FID against the test images) between a floor and a ceiling",
+    _configure_score_generators,
+)
+def _score_generators(args: argparse.Namespace) -> int:
+    from services.trainer.evaluation.compare import write_json
+    from services.trainer.evaluation.generation import markdown_table, score_generators
+
+    results = score_generators(
+        args.data, args.models, n=args.n, seed=args.seed, registry=registry_of(args),
+        grid=args.grid,
+    )  # fmt: skip
+    if args.json is not None:
+        write_json(args.json, results)
+    sys.stdout.write(markdown_table(results) + "\n")
+    return 0
