@@ -19,10 +19,10 @@ from PIL import Image
 
 from services.local import free_port
 from shared.bundled import bundled_names
+from shared.manifest import Manifest
+from tests.bundled_inputs import DATA, generate_requests, translate_inputs
 
 pytestmark = pytest.mark.integration
-
-DATA = Path(__file__).parents[1] / "data"
 
 
 def launch(tmp_path: Path, port: int, **env: str) -> subprocess.Popen[str]:
@@ -146,6 +146,21 @@ def restarted_after_kill(launcher: subprocess.Popen[str], marker: str, timeout: 
     return new
 
 
+def call_once(base: str, manifest: Manifest) -> httpx.Response:
+    """One request to the model as a user sends it: its first fixed input or seed."""
+    if manifest.task == "generate":
+        seed, class_name = generate_requests(manifest)[0]
+        body = {"model": manifest.name, "seed": seed, "class_name": class_name}
+        return httpx.post(base + "/v1/generate", json=body, timeout=60)
+    image = translate_inputs(manifest)[0]
+    return httpx.post(
+        base + "/v1/translate",
+        files={"image": (image.name, image.read_bytes())},
+        data={"model": manifest.name},
+        timeout=60,
+    )
+
+
 def test_make_run_serves_every_bundled_model_without_torch_and_stops_in_order(
     tmp_path: Path,
 ) -> None:
@@ -157,15 +172,7 @@ def test_make_run_serves_every_bundled_model_without_torch_and_stops_in_order(
         listed = {m["name"]: m for m in httpx.get(base + "/v1/models").json()["models"]}
         assert set(bundled_names()) <= set(listed)
         for name in bundled_names():
-            task = listed[name]["task"]
-            image = DATA / ("fs2k/sketch1-sketch0001.jpg" if task == "sketch2photo" else
-                            "fs2k/photo1-image0001.jpg")  # fmt: skip
-            r = httpx.post(
-                base + "/v1/translate",
-                files={"image": (image.name, image.read_bytes())},
-                data={"model": name},
-                timeout=60,
-            )
+            r = call_once(base, Manifest.model_validate(listed[name]))
             assert r.status_code == 200, (name, r.text)
             out = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"))
             assert out.std() > 10, name  # an image, not a blank

@@ -19,15 +19,12 @@ from PIL import Image
 from shared.backends import load_backend
 from shared.bundled import BUNDLED_ROOT, MANIFEST_FILE, bundled_names
 from shared.image_ops import from_array
+from shared.latents import generate_latents
 from shared.manifest import Manifest
 from shared.model_input import model_input
+from tests.bundled_inputs import DATA, generate_requests, translate_inputs
 
-DATA = Path(__file__).parents[1] / "data"
 REFERENCES = DATA / "bundled_reference"
-INPUTS = {
-    "sketch2photo": ["fs2k/sketch1-sketch0001.jpg", "fs2k/sketch3-sketch0154.jpg"],
-    "photo2sketch": ["fs2k/photo1-image0001.jpg", "fs2k/photo3-image0154.jpg"],
-}
 REPO = Path(__file__).parents[2]
 WEIGHT_SUFFIXES = {".onnx", ".safetensors", ".pt", ".ts", ".pth"}
 WEIGHT_BUDGET_BYTES = 100 * 1024 * 1024
@@ -35,23 +32,32 @@ UPDATE = os.environ.get("S2I_UPDATE_REFERENCES") == "1"
 
 
 def outputs(name: str) -> dict[str, np.ndarray]:
-    """{"<input>[@<condition>]": (H, W, 3) uint8} for the model's fixed inputs."""
+    """{"<input>[@<condition>]" or "seed<S>[@<class>]": (H, W, 3) uint8} for the model's fixed
+    inputs (tests/bundled_inputs.py)."""
     manifest = Manifest.model_validate_json((BUNDLED_ROOT / name / MANIFEST_FILE).read_text())
     spec = manifest.input
-    conditions: list[str | None] = list(spec.condition_values) if spec.condition else [None]
     backend = load_backend(BUNDLED_ROOT / name, manifest, prefer="onnx", intra_op_threads=1)
     out = {}
     try:
-        for rel in INPUTS[manifest.task]:
-            with Image.open(DATA / rel) as img:
+        if manifest.task == "generate":
+            for seed, class_name in generate_requests(manifest):
+                y = backend.run(generate_latents(spec, 1, seed, class_name))[0]
+                out[f"seed{seed}" + (f"@{class_name}" if class_name else "")] = to_uint8(y)
+            return out
+        conditions: list[str | None] = list(spec.condition_values) if spec.condition else [None]
+        for path in translate_inputs(manifest):
+            with Image.open(path) as img:
                 rgb = img.convert("RGB")
             for cond in conditions:
                 y = backend.run(model_input(rgb, spec, cond)[None])[0]
-                key = Path(rel).stem + (f"@{cond}" if cond else "")
-                out[key] = np.asarray(from_array(y))
+                out[path.stem + (f"@{cond}" if cond else "")] = to_uint8(y)
     finally:
         backend.close()
     return out
+
+
+def to_uint8(y: np.ndarray) -> np.ndarray:
+    return np.asarray(from_array(y))  # (3, H, W) in [-1, 1] -> (H, W, 3) uint8
 
 
 @pytest.mark.parametrize("name", bundled_names())
