@@ -68,6 +68,9 @@ def test_registered_with_dcgan_defaults() -> None:
         "ngf": 64,
         "ndf": 64,
         "embed_dim": 128,
+        "norm_D": "batch",
+        "spectral_norm": False,
+        "lambda_fm": 0.0,  # the brief's GAN unless asked for
         "conditional": None,
         "class_names": None,
     }
@@ -121,6 +124,21 @@ def test_train_steps_update_both_nets_with_finite_losses(catdog: Path) -> None:
     assert changed(netD, d0)
     with pytest.raises(ValueError, match="label"):
         recipe.train_step({"B": images()}, FP32)
+
+
+def test_feature_matching_and_spectral_norm_train_and_pull_fakes_toward_real_embeddings(
+    catdog: Path,
+) -> None:
+    recipe = make_recipe(str(catdog), norm_D="none", spectral_norm=True, lambda_fm=1.0)
+    netD = recipe.nets["netD"]
+    assert any("parametrizations" in name for name, _ in netD.named_parameters())
+    batch = {"B": images(), "label": torch.tensor([0, 1] * 4)}
+    first = recipe.train_step(batch, FP32)
+    for _ in range(5):
+        losses = recipe.train_step(batch, FP32)
+    assert all(math.isfinite(v) for v in losses.values())
+    assert first["loss_G_fm"] > 0
+    assert losses["loss_G"] > losses["loss_G_fm"]  # the GAN term is still there
 
 
 def test_discriminator_learns_to_tell_real_pairs_from_fake_pairs() -> None:

@@ -63,7 +63,12 @@ class SiameseDiscriminator(nn.Module):
     """(a, b) each (N, C, 32, 32) -> similarity logit (N,); `embed(x)` -> (N, embed_dim)."""
 
     def __init__(
-        self, in_channels: int = 3, ndf: int = 64, embed_dim: int = 128, norm: str = "batch"
+        self,
+        in_channels: int = 3,
+        ndf: int = 64,
+        embed_dim: int = 128,
+        norm: str = "batch",
+        spectral_norm: bool = False,
     ) -> None:
         super().__init__()
         bias = uses_bias(norm)
@@ -80,6 +85,11 @@ class SiameseDiscriminator(nn.Module):
             nn.Linear(ndf * 4 * 4 * 4, embed_dim),
         )
         self.head = nn.Linear(embed_dim, 1)
+        if spectral_norm:  # every conv and linear layer (Miyato et al. 2018)
+            for parent in (self.tower, self):
+                for name, m in list(parent.named_children()):
+                    if isinstance(m, nn.Conv2d | nn.Linear):
+                        setattr(parent, name, nn.utils.parametrizations.spectral_norm(m))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.tower(x)  # (N, embed_dim)

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from services.trainer.data import DatasetLayoutError, detect_layout
@@ -50,6 +50,11 @@ class SiameseGANOptions(BaseModel):
     ngf: int = 64
     ndf: int = 64
     embed_dim: int = 128  # Siamese embedding width
+    norm_D: Literal["batch", "none"] = "batch"  # noqa: N815  (pix2pix's option name)
+    spectral_norm: bool = False  # in every layer of D (use with norm_D="none")
+    # feature matching (Salimans et al. 2016): G also matches the batch mean of D's embedding
+    # of real images; 0 = off. Against the collapse of every fake to one image.
+    lambda_fm: float = Field(default=0.0, ge=0)
     conditional: bool | None = None  # None: when the dataset has class folders
     class_names: list[str] | None = None  # None: the dataset's class folders, sorted
 
@@ -107,7 +112,7 @@ class SiameseGANRecipe(Recipe):
             )
         self.class_names = list(names) if self.conditional else []
         netG = DCGANGenerator(o.z_dim, o.ngf, len(self.class_names), 3)
-        netD = SiameseDiscriminator(3, o.ndf, o.embed_dim, "batch")
+        netD = SiameseDiscriminator(3, o.ndf, o.embed_dim, o.norm_D, o.spectral_norm)
         self.nets = {
             "netG": init_weights(netG).to(self.device),
             "netD": init_weights(netD).to(self.device),
@@ -152,7 +157,14 @@ class SiameseGANRecipe(Recipe):
         # G: make (real, fake) score as similar
         with amp.autocast():
             sim_g = netD(real, fake).float()  # (N,)
-            loss_G = F.binary_cross_entropy_with_logits(sim_g, torch.ones_like(sim_g))
+            loss_G_gan = F.binary_cross_entropy_with_logits(sim_g, torch.ones_like(sim_g))
+            loss_G_fm = torch.zeros((), device=real.device)
+            if self.options.lambda_fm:
+                embed = cast(SiameseDiscriminator, netD).embed
+                e_real = embed(real).detach().float().mean(0)  # (embed_dim,)
+                e_fake = embed(fake).float().mean(0)  # (embed_dim,)
+                loss_G_fm = F.mse_loss(e_fake, e_real)
+            loss_G = loss_G_gan + self.options.lambda_fm * loss_G_fm
         amp.step(loss_G, self.optimizers["netG"])
 
         values = torch.stack(
@@ -161,11 +173,13 @@ class SiameseGANRecipe(Recipe):
                 loss_D_real.detach(),
                 loss_D_fake.detach(),
                 loss_G.detach(),
+                loss_G_fm.detach(),
                 torch.sigmoid(sim_real.detach()).mean(),
                 torch.sigmoid(sim_fake.detach()).mean(),
             ]
         ).tolist()
-        keys = ("loss_D", "loss_D_real", "loss_D_fake", "loss_G", "D_real_pair", "D_fake_pair")
+        keys = ("loss_D", "loss_D_real", "loss_D_fake", "loss_G", "loss_G_fm", "D_real_pair",
+                "D_fake_pair")  # fmt: skip
         return dict(zip(keys, values, strict=True))
 
     def latent(self, n: int, labels: Tensor | None) -> Tensor:
