@@ -61,6 +61,7 @@ bench: $(VENV)/.installed
 	$(PY) -m benchmarks.load
 	$(PY) -m benchmarks.baseline
 	$(PY) -m benchmarks.train
+	$(PY) -m benchmarks.worker_footprint
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import baseline, engine, load
+from benchmarks import baseline, engine, load, worker_footprint
 from benchmarks.common import publish_untrained
 from shared.backends.fake import FakeBackend
+from shared.bundled import bundled_names
 
 RATIO = r"batching_on/off = (\d+\.\d\d)"
 
@@ -65,3 +66,17 @@ def test_baseline_quick_measures_the_naive_app_and_the_stack_on_the_same_model(
         row = rf"^\| 2 \| {app} \| \d+\.\d \| \d+ \| \d+ \| 0 \| \d+\.\d \|"
         assert re.search(row, out, re.M), out
     assert re.search(r"^\| 2 \| naive \| .* \| 1\.00 \|$", out, re.M), out
+
+
+@pytest.mark.integration
+def test_worker_footprint_starts_a_worker_per_case_and_every_model_answers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = worker_footprint.main(["--repeats", "1"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    rows = re.findall(
+        r"^\| (all \d+ bundled models|the two defaults .*?) \| (\d+) \| .* \| 0 \|$", out, re.M
+    )
+    # every bundled model loaded, then with S2I_MODELS only the two defaults; no call failed
+    assert [int(n) for _, n in rows] == [len(bundled_names()), 2], out
