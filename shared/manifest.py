@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # a model's name: its folder on the model volume and the `model` field of requests
 MODEL_NAME = r"[a-z0-9][a-z0-9-]{0,63}"
@@ -44,6 +44,19 @@ class TensorSpec(BaseModel):
     condition: str | None = None
     condition_values: list[str] = Field(default_factory=list)
     condition_default: str | None = None  # None: the first of condition_values
+    # image inputs of models with noise (SketchyGAN): when > 0, the LAST of the `channels`
+    # planes carries z ~ N(0, I): its first noise_dim values in row-major order are z, the
+    # rest zero (needs height * width >= noise_dim); all zeros is the prior's mean
+    noise_dim: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _noise_fits_a_plane(self) -> TensorSpec:
+        if self.noise_dim and (self.kind != "image" or self.height * self.width < self.noise_dim):
+            raise ValueError(
+                f"noise_dim {self.noise_dim} needs an image input of at least that many "
+                f"pixels, not {self.kind} {self.height}x{self.width}"
+            )
+        return self
 
     def shape(self, batch: int) -> tuple[int, ...]:
         if self.kind == "noise":

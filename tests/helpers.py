@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from services.trainer.nets import build_serving_net, init_weights
 from services.trainer.publishing.export import export_model
 from shared.manifest import Manifest, TensorSpec
 from shared.registry import Registry
@@ -19,7 +20,7 @@ TINY_ARCHS: dict[str, tuple[dict[str, int], tuple[int, ...]]] = {
     "unet": ({"ngf": 4, "num_downs": 5}, (3, 32, 32)),
     "resnet": ({"ngf": 4, "n_blocks": 2}, (3, 16, 16)),
     "resnet-cgan": ({"ngf": 4, "n_blocks": 2}, (3, 16, 16)),
-    "sketchy": ({"ngf": 4, "noise_dim": 8, "num_levels": 3}, (3, 16, 16)),
+    "sketchy": ({"ngf": 4, "noise_dim": 8, "num_levels": 3}, (3 + 1, 16, 16)),  # + noise plane
     "dcgan": ({"z_dim": 16, "ngf": 8, "num_classes": 2}, (18,)),
     "vae": ({"z_dim": 8, "nf": 8}, (8,)),
 }
@@ -88,6 +89,32 @@ def publish_tiny(
         make_manifest(name, size=size), result.files, make_current=make_current
     )
     return manifest, net
+
+
+def publish_tiny_sketchy(
+    registry: Registry,
+    name: str,
+    work_dir: Path,
+    *,
+    seed: int = 0,
+    size: int = 16,
+    gain: float = 0.3,
+) -> Manifest:
+    """A tiny SketchyGAN sketch2photo model with noise, exported for real (ONNX + TorchScript)
+    and published: input (N, 3 + 1, size, size), the sketch then the noise plane. Weights are
+    N(0, ``gain``): large enough that each noise vector visibly changes the image."""
+    kwargs, _ = TINY_ARCHS["sketchy"]
+    torch.manual_seed(seed)
+    net = init_weights(build_serving_net("sketchy", **kwargs), gain=gain).eval()
+    noisy = TensorSpec(height=size, width=size, channels=3 + 1, noise_dim=kwargs["noise_dim"])
+    manifest = make_manifest(
+        name, size=size, architecture="sketchy", arch_kwargs=kwargs, recipe="sketchygan",
+        input=noisy,
+    )  # fmt: skip
+    result = export_model(
+        net, noisy.shape(1), work_dir / f"export-{name}-{seed}", check_batches=(2,)
+    )
+    return registry.publish(manifest, result.files)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.01) -> bool:

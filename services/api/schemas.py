@@ -17,9 +17,13 @@ def _form_int(value: Any) -> Any:
     return int(value) if isinstance(value, str) and value.strip().isdigit() else value
 
 
-# a version number: JSON true is not 1 (strict), though form fields and query strings ("3")
-# still parse as numbers
+# a number: JSON true is not 1 (strict), though form fields and query strings ("3") still
+# parse as numbers
 StrictVersion = Annotated[int, Field(ge=1, strict=True), BeforeValidator(_form_int)]
+MAX_VARIATIONS = 8  # n of POST /v1/translate
+Variations = Annotated[int, Field(ge=1, le=MAX_VARIATIONS, strict=True), BeforeValidator(_form_int)]
+SEED_LIMIT = 2**31  # translate seeds are in [0, SEED_LIMIT)
+Seed = Annotated[int, Field(ge=0, lt=SEED_LIMIT, strict=True), BeforeValidator(_form_int)]
 
 
 class TranslateOptions(BaseModel):
@@ -40,13 +44,28 @@ class TranslateOptions(BaseModel):
     keep_aspect: bool = Field(
         False,
         description="Return the output at the input's aspect ratio, at the model's scale "
-        "(a 600x400 input to a 128 px model gives 128x85)",
+        "(a 600x400 input to a 128 px model gives 128x85); with `n` > 1, each variation",
     )
     output_size: OutputSize = Field(
         "model",
         description="`model`: the model's size (128x128 for the bundled face models); `input`: "
         "the input's width and height (bicubic resize of the model's output, at most "
-        "`S2I_MAX_OUTPUT_PIXELS` pixels, keeping the aspect ratio)",
+        "`S2I_MAX_OUTPUT_PIXELS` pixels, keeping the aspect ratio); with `n` > 1, each "
+        "variation at that size, the `n` of them together within `S2I_MAX_OUTPUT_PIXELS`",
+    )
+    n: Variations = Field(
+        1,
+        description="Variations of the same input, returned as one grid (2 px white gutters, "
+        "near-square: 4 gives 2x2), for models with noise (`input.noise_dim` > 0 in "
+        "`GET /v1/models`, e.g. SketchyGAN). A model without noise gives one image: `n` > 1 "
+        "answers 422, also when `model=auto` routes to such a model.",
+    )
+    seed: Seed | None = Field(
+        None,
+        description="Models with noise: the same input and seed, the same images. Without a "
+        "seed, `n=1` gives the noise's mean (the default, deterministic answer) and `n` > 1 "
+        "a random seed the API picks and returns in `X-Seed`. A named model without noise "
+        "answers 422; with `model=auto` the seed is dropped when the image goes to one.",
     )
     timeout: float | None = Field(
         None, gt=0, description="Seconds until the deadline; a job past it is not run"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import secrets
 import time
 from typing import Any
 
@@ -21,7 +22,7 @@ from services.api import problem_kinds as kinds
 from services.api.deps import AppState
 from services.api.idempotency import caller_scope, claim
 from services.api.problems import Problem, unavailable
-from services.api.schemas import JobStatus, TranslateResult
+from services.api.schemas import SEED_LIMIT, JobStatus, TranslateResult
 from shared.errors import ErrorKind
 from shared.jobs import JobRecord, JobState, task_name
 
@@ -62,11 +63,17 @@ ROUTED_BY_HEADER = {
 }
 SEED_HEADER = {
     "X-Seed": _header(
-        "Generate jobs: the seed they ran with (the request's, or the random one the API "
-        "picked); send it as `seed` to get the same images again",
+        "Generate jobs, and translations by a model with noise asked for a `seed` or `n` > 1: "
+        "the seed they ran with (the request's, or the random one the API picked); send it "
+        "as `seed` to get the same images again",
         "integer",
     )
 }
+
+
+def random_seed() -> int:
+    """A seed in [0, SEED_LIMIT) for a request that asked for random images without one."""
+    return secrets.randbelow(SEED_LIMIT)
 
 
 def wants_async(request: Request, query_async: bool) -> bool:
@@ -161,7 +168,7 @@ def job_headers(job: JobRecord) -> dict[str, str]:
         headers["X-Compute-Ms"] = f"{job.compute_ms:.1f}"
     if job.routed_by:
         headers["X-Routed-By"] = job.routed_by
-    if job.kind == "generate" and job.seed is not None:
+    if job.seed is not None:
         headers["X-Seed"] = str(job.seed)
     return headers
 

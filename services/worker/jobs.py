@@ -25,7 +25,8 @@ from shared import cluster_metrics as cm
 from shared import images
 from shared.errors import ErrorKind
 from shared.jobs import JobRecord, JobState
-from shared.model_input import ConditionError, model_input
+from shared.latents import generate_latents
+from shared.model_input import ConditionError, model_inputs, noise_vectors
 from shared.registry import RegistryError
 
 log = logging.getLogger(__name__)
@@ -92,14 +93,25 @@ def _check_finite(rt: WorkerRuntime, job: JobRecord, results: list[BatchResult])
 
 
 def _translate(rt: WorkerRuntime, job: JobRecord) -> tuple[Image.Image, int, list[BatchResult]]:
+    """The model's output for the job's image; for a model with noise asked for a seed or
+    n > 1, a grid of the n outputs for the seeded noise vectors (no seed, n = 1: z = 0)."""
     data = rt.jobs.read_input(job.id)
     if data is None:
         raise JobFailure(ErrorKind.input_expired, "the input image expired before the job ran")
     model = rt.pool.get(job.model, job.version)
     spec = model.manifest.input
     s = rt.settings
+    noises = None  # one input: the model's own, z = 0 for a model with noise
+    if job.seed is not None or job.n > 1:
+        if not spec.noise_dim:
+            raise JobFailure(
+                ErrorKind.invalid_condition,
+                f"model {job.model} v{model.manifest.version} takes no noise: n must be 1, "
+                "without a seed",
+            )
+        noises = noise_vectors(job.seed, job.n, spec.noise_dim)  # (n, noise_dim)
 
-    def decode() -> tuple[np.ndarray, tuple[int, int]]:
+    def decode() -> tuple[list[np.ndarray], tuple[int, int]]:
         # JPEGs decode at a reduced scale (DCT scaling) when still >= the model's size
         img, info = images.decode_with_info(
             data,
@@ -108,20 +120,21 @@ def _translate(rt: WorkerRuntime, job: JobRecord) -> tuple[Image.Image, int, lis
             draft_size=max(spec.width, spec.height),
         )
         try:
-            return model_input(img, spec, job.condition), info.display_size
+            return model_inputs(img, spec, job.condition, noises), info.display_size
         except ConditionError as exc:
             raise JobFailure(ErrorKind.invalid_condition, str(exc)) from None
 
-    array, size = rt.decoder.submit(decode).result()  # (C, H, W) in [-1, 1]
-    results = _submit(rt, job, model, [array])
+    examples, size = rt.decoder.submit(decode).result()  # n x (C, H, W) in [-1, 1]
+    results = _submit(rt, job, model, examples)
     _check_finite(rt, job, results)
-    out = images.from_array(results[0].output)
-    if job.output_size == "input":
-        out = images.restore_aspect(out, capped(size, s.max_output_pixels), fit=spec.fit,
-                                    scale_to_original=True)  # fmt: skip
+    tiles = [images.from_array(r.output) for r in results]
+    if job.output_size == "input":  # the n tiles together within S2I_MAX_OUTPUT_PIXELS
+        tile_size = capped(size, s.max_output_pixels // len(tiles))
+        tiles = [images.restore_aspect(t, tile_size, fit=spec.fit, scale_to_original=True)
+                 for t in tiles]  # fmt: skip
     elif job.keep_aspect:
-        out = images.restore_aspect(out, size, fit=spec.fit)
-    return out, model.manifest.version, results
+        tiles = [images.restore_aspect(t, size, fit=spec.fit) for t in tiles]
+    return grid(tiles), model.manifest.version, results
 
 
 def capped(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
@@ -136,16 +149,7 @@ def capped(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
 def _generate(rt: WorkerRuntime, job: JobRecord) -> tuple[Image.Image, int, list[BatchResult]]:
     model = rt.pool.get(job.model, job.version)
     spec = model.manifest.input
-    rng = np.random.default_rng(job.seed)
-    z = rng.standard_normal((job.n, spec.z_dim)).astype(np.float32)  # (n, z_dim)
-    if spec.num_classes:
-        labels = np.zeros((job.n, spec.num_classes), np.float32)  # (n, classes) one-hot
-        if job.class_name is not None:
-            cls = np.full(job.n, spec.class_names.index(job.class_name))
-        else:
-            cls = rng.integers(0, spec.num_classes, job.n)
-        labels[np.arange(job.n), cls] = 1.0
-        z = np.concatenate([z, labels], axis=1)
+    z = generate_latents(spec, job.n, job.seed, job.class_name)  # (n, z_dim + classes)
     results = _submit(rt, job, model, list(z))
     _check_finite(rt, job, results)
     tiles = [images.from_array(r.output) for r in results]

@@ -1,4 +1,5 @@
-"""``compare``: published models scored side by side as the worker runs them."""
+"""``compare``: published models scored side by side as the worker runs them, and the
+variation of models with noise."""
 
 from __future__ import annotations
 
@@ -12,10 +13,21 @@ import torch
 from PIL import Image
 
 from services.trainer.config import TrainConfig
-from services.trainer.evaluation.compare import GRID_COLUMNS, IDENTITY, compare
+from services.trainer.evaluation.compare import (
+    GRID_COLUMNS,
+    IDENTITY,
+    VARIANTS,
+    compare,
+    load_pairs,
+    variation,
+)
+from services.trainer.evaluation.fid import FIDScorer
+from services.trainer.evaluation.metrics import pairwise_l1
 from services.trainer.publishing.publish import publish_recipe
 from services.trainer.recipes import get_recipe
 from shared.registry import Registry
+from tests.helpers import publish_tiny, publish_tiny_sketchy
+from tests.trainer.test_evaluation import TinyExtractor
 
 
 def _entry(name: str, style: int) -> dict[str, object]:
@@ -68,3 +80,40 @@ def test_compare_scores_the_floor_and_a_styled_model_and_draws_a_grid(
     with Image.open(grid) as image:  # input, the model, real (identity is the input); 128 px
         assert image.size[1] == 3 * (128 + 2) + 2
         assert image.size[0] == min(4, GRID_COLUMNS) * (128 + 2) + 2
+
+
+def test_pairwise_l1_is_the_mean_l1_over_every_two_variants() -> None:
+    base = torch.zeros(2, 3, 3, 4, 4)  # (N, k, 3, H, W)
+    assert pairwise_l1(base).tolist() == [0.0, 0.0]  # a model that ignores its noise
+    base[1, 2] = 1.0  # item 1: pairs (0, 1) 0, (0, 2) 1, (1, 2) 1
+    assert pairwise_l1(base).tolist() == pytest.approx([0.0, 2 / 3])
+    with pytest.raises(ValueError, match="at least 2"):
+        pairwise_l1(base[:, :1])
+
+
+def test_compare_measures_the_variation_of_models_with_noise_only(
+    fs2k: Path, tmp_path: Path
+) -> None:
+    registry = Registry(tmp_path / "models")
+    publish_tiny_sketchy(registry, "noisy", tmp_path, size=16)
+    publish_tiny(registry, "plain", tmp_path, seed=1, size=8)
+    models = [IDENTITY, "noisy", "plain"]
+    results = compare(fs2k, "sketch2photo", models, registry=registry, fid=False)
+    variation_keys = {"variation_l1", "variation_fid"}
+    assert not variation_keys & (set(results[IDENTITY]) | set(results["plain"]))
+    noisy = results["noisy"]
+    assert "variation_fid" not in noisy  # no FID asked for
+    assert 0.0 < noisy["variation_l1"] < 2.0
+    assert {"val_l1", "psnr", "ssim", "fsim"} <= set(noisy)
+    fewer = compare(fs2k, "sketch2photo", ["noisy"], registry=registry, fid=False, variants=1)
+    assert not variation_keys & set(fewer["noisy"])
+
+    pairs = load_pairs(fs2k, "sketch2photo", None)
+    fid = FIDScorer("cpu", extractor=TinyExtractor())
+    fid.add_real(torch.stack([p.target for p in pairs]))
+    fid.add_fake(torch.stack([p.target for p in pairs]))  # replaced by the variants
+    scored = variation("noisy", pairs, registry, VARIANTS, fid)
+    assert fid.fake_count == VARIANTS * len(pairs)
+    assert scored["variation_fid"] > 0.0
+    assert scored["variation_l1"] == noisy["variation_l1"]  # seeded: the same variants
+    assert variation("plain", pairs, registry, VARIANTS, fid) == {}

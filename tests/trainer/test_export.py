@@ -77,6 +77,34 @@ def test_every_architecture_exports_with_parity_at_batch_1_and_8(name: str, tmp_
     np.testing.assert_allclose(ts(x).numpy(), expected, atol=1e-4)
 
 
+def test_sketchy_exports_read_the_noise_from_the_last_plane(tmp_path: Path) -> None:
+    """ONNX and TorchScript take z from the noise plane: a nonzero z changes the image, the
+    values past noise_dim do not, and both exports match eager PyTorch netG(sketch, z)."""
+    net = _randomized_tiny("sketchy").eval()
+    kwargs, shape = TINY_ARCHS["sketchy"]
+    noise_dim = kwargs["noise_dim"]
+    result = export_model(net, (1, *shape), tmp_path)
+    gen = torch.Generator().manual_seed(3)
+    sketch = torch.rand(2, 3, *shape[1:], generator=gen) * 2 - 1  # (2, 3, H, W)
+    z = torch.randn(2, noise_dim, generator=gen)  # (2, noise_dim)
+    plane = torch.zeros(2, shape[1] * shape[2])  # (2, H * W)
+    plane[:, :noise_dim] = z
+    with_z = torch.cat([sketch, plane.view(2, 1, *shape[1:])], dim=1)  # (2, 4, H, W)
+    at_zero = torch.cat([sketch, torch.zeros(2, 1, *shape[1:])], dim=1)
+    past_z = at_zero.clone()
+    past_z[:, -1].view(2, -1)[:, noise_dim:] = 5.0  # beyond z: ignored
+    with torch.no_grad():
+        expected = net.netG(sketch, z).clamp(-1, 1).numpy()
+        expected_zero = net.netG(sketch, torch.zeros(2, noise_dim)).clamp(-1, 1).numpy()
+    session = _session(result.files[ONNX_FILE])
+    ts = torch.jit.load(str(result.files[TORCHSCRIPT_FILE]))
+    for x, want in ((with_z, expected), (at_zero, expected_zero), (past_z, expected_zero)):
+        (got,) = session.run(["output"], {"input": x.numpy()})
+        np.testing.assert_allclose(got, want, atol=1e-4)
+        np.testing.assert_allclose(ts(x).numpy(), want, atol=1e-4)
+    assert np.abs(expected - expected_zero).mean() > 1e-4  # as test_nets: z changes the image
+
+
 def test_onnx_graph_declares_a_dynamic_batch_axis(tmp_path: Path) -> None:
     kwargs, shape = TINY_ARCHS["unet"]
     result = export_model(build_serving_net("unet", **kwargs), (1, *shape), tmp_path)

@@ -316,7 +316,7 @@ def test_serving_net_traces_and_exports_to_onnx(name: str, tmp_path: Path) -> No
             by_trace = traced(x)
         (by_onnx,) = session.run(["output"], {"input": x.numpy()})
         assert eager.shape[0] == batch
-        assert eager.shape[1:] == ((3, 32, 32) if len(shape) == 1 else shape)
+        assert eager.shape[1:] == ((3, 32, 32) if len(shape) == 1 else (3, *shape[1:]))
         assert _in_range(eager)
         assert (by_trace - eager).abs().max() <= 1e-4
         assert np.abs(by_onnx - eager.numpy()).max() <= 1e-4

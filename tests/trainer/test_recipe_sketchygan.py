@@ -27,6 +27,7 @@ from services.trainer.recipes.sketchygan import (
 )
 from shared.backends import load_backend
 from shared.manifest import Manifest
+from shared.model_input import noise_vectors
 from shared.registry import Registry
 
 pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
@@ -253,7 +254,7 @@ def publish_and_serve(spec: ExportSpec, tmp_path: Path, x: Tensor) -> np.ndarray
         backend.close()
 
 
-def test_evaluate_and_export_serve_the_generator_at_zero_noise(tmp_path: Path) -> None:
+def test_evaluate_and_export_serve_the_generator_with_the_noise_plane(tmp_path: Path) -> None:
     recipe = make_recipe()
     batch = pairs(3)
     recipe.train_step(batch, FP32)
@@ -272,7 +273,18 @@ def test_evaluate_and_export_serve_the_generator_at_zero_noise(tmp_path: Path) -
         "sketch2photo",
         "sketchy",
     )
-    assert spec.input.shape(2) == spec.output.shape(2) == (2, 3, SIZE, SIZE)
+    assert spec.input.noise_dim == 8
+    assert spec.input.shape(2) == (2, 3 + 1, SIZE, SIZE)  # the sketch, then the noise plane
+    assert spec.output.shape(2) == (2, 3, SIZE, SIZE)
     build_serving_net(spec.architecture, **spec.arch_kwargs).load_state_dict(spec.net.state_dict())
-    got = publish_and_serve(spec, tmp_path, batch["A"])
-    np.testing.assert_allclose(got, expected.clamp(-1, 1).numpy(), atol=1e-4)
+    # as the worker builds them: a plane of zeros (no seed), and seeded z
+    z = torch.from_numpy(noise_vectors(7, 3, spec.input.noise_dim))  # (3, 8)
+    plane = np.zeros((6, 1, SIZE * SIZE), np.float32)  # (2 * 3, 1, H * W)
+    plane[3:, 0, :8] = z.numpy()
+    sketches = np.concatenate([batch["A"].numpy()] * 2)  # (6, 3, H, W)
+    x = np.concatenate([sketches, plane.reshape(6, 1, SIZE, SIZE)], axis=1)  # (6, 4, H, W)
+    got = publish_and_serve(spec, tmp_path, torch.from_numpy(x))
+    with torch.no_grad():
+        seeded = netG(batch["A"], z)
+    np.testing.assert_allclose(got[:3], expected.clamp(-1, 1).numpy(), atol=1e-4)
+    np.testing.assert_allclose(got[3:], seeded.clamp(-1, 1).numpy(), atol=1e-4)

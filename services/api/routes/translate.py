@@ -52,7 +52,7 @@ _JOB_PROBLEMS = {
     504: "The deadline passed before the job finished",
 }
 TRANSLATE_RESPONSES = _responses(
-    {**submit.JOB_HEADERS, **submit.ROUTED_BY_HEADER},
+    {**submit.JOB_HEADERS, **submit.ROUTED_BY_HEADER, **submit.SEED_HEADER},
     {
         **_JOB_PROBLEMS,
         400: "Unreadable image, malformed multipart body, or `image` not valid base64",
@@ -60,7 +60,8 @@ TRANSLATE_RESPONSES = _responses(
         "or its input or record expired before it ran",
         413: "Image too large (bytes or pixels)",
         415: "Unsupported image format or request body type",
-        422: "Invalid fields (e.g. a `style` the model does not take, a bad timeout)",
+        422: "Invalid fields (e.g. a `style` the model does not take, `n` > 1 or a `seed` "
+        "for a model without noise, a bad timeout)",
     },
 )
 GENERATE_RESPONSES = _responses(
@@ -119,6 +120,24 @@ async def _condition(
     raise Problem.invalid_field(field, detail)
 
 
+async def _variations(
+    state: AppState, model: str, n: int, seed: int | None, *, routed: bool
+) -> tuple[int, int | None]:
+    """``n`` and the seed to run with. A served model without noise gives one image: ``n`` > 1
+    or a seed answers 422 (a model chosen by ``auto`` drops the seed); a model with noise
+    asked for ``n`` > 1 without a seed gets a random one (sent back in ``X-Seed``)."""
+    served = (await state.cluster.get()).models.get(model)
+    if served is not None and not served.input.noise_dim:
+        if n > 1:
+            raise Problem.invalid_field("n", f"model {model!r} takes no noise: n must be 1")
+        if seed is not None and not routed:
+            raise Problem.invalid_field("seed", f"model {model!r} takes no noise, so no seed")
+        return 1, None
+    if n > 1 and seed is None:
+        seed = submit.random_seed()
+    return n, seed
+
+
 @router.post(
     "/translate",
     summary="Translate a sketch to a photo, or a photo to a sketch",
@@ -154,6 +173,7 @@ async def translate(
         routed_by = f"auto: {'drawing' if is_drawing else 'photo'} ({confidence:.2f})"
     style = None if opts.style is None else str(opts.style)
     condition = await _condition(state, model, "style", style, routed=bool(routed_by))
+    n, seed = await _variations(state, model, opts.n, opts.seed, routed=bool(routed_by))
     job = JobRecord(
         id=new_job_id(),
         model=model,
@@ -162,6 +182,8 @@ async def translate(
         keep_aspect=opts.keep_aspect,
         output_size=opts.output_size,
         routed_by=routed_by,
+        n=n,
+        seed=seed,
         condition=condition,
         input_width=info.display_size[0],
         input_height=info.display_size[1],
@@ -208,9 +230,7 @@ async def generate(
         version=body.version,
         format=body.format,
         n=body.n,
-        seed=body.seed
-        if body.seed is not None
-        else int.from_bytes(new_job_id()[:8].encode(), "big") % (2**31),
+        seed=body.seed if body.seed is not None else submit.random_seed(),
         class_name=body.class_name,
         created_at=time.time(),
         deadline=submit.deadline_for(state, request, body.timeout),

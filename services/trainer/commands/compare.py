@@ -31,6 +31,12 @@ def _configure_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, help="the first N held-out pairs (default: all)")
     p.add_argument("--json", type=Path, help="also write every metric to this file")
     p.add_argument("--grid", type=Path, help="also write a sample grid (JPEG) of 8 pairs")
+    p.add_argument(
+        "--variants",
+        type=int,
+        help="models with noise: outputs per pair from seeds, for variation_l1 and "
+        "variation_fid (default: 4; under 2: not measured)",
+    )
 
 
 @add_command(
@@ -44,7 +50,7 @@ def _compare(args: argparse.Namespace) -> int:
     registry = registry_of(args)
     results = compare(
         args.data, args.direction, args.models, samples=args.samples, registry=registry,
-        grid=args.grid,
+        grid=args.grid, variants=args.variants,
     )  # fmt: skip
     if args.json is not None:
         write_json(args.json, results)

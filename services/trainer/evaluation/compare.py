@@ -14,6 +14,13 @@ accuracy on them over its accuracy on the real photos (``attr_acc_ratio``), and 
 inference time per image (``ms_per_image``: ONNX Runtime on this CPU, batches of 16; note the
 machine's load beside it). ``identity`` returns the input unchanged: the floor every model
 must clear.
+
+Models with noise (``input.noise_dim`` > 0, SketchyGAN) are scored at z = 0, as a request
+without a seed gets them, and for their variety: ``variants`` (``VARIANTS``) outputs of each
+pair from the worker's seeded noise vectors (``shared.model_input.noise_vectors``, seed = the
+pair's index), giving ``variation_l1``, the mean L1 between every two of them in val_l1's
+units ([-1, 1] images, so half of it is the mean difference in [0, 1] pixel units; 0: the
+noise does nothing), and ``variation_fid``, the FID of all of them against the real images.
 """
 
 from __future__ import annotations
@@ -33,12 +40,14 @@ from torch import Tensor
 
 from services.trainer.data.common import load_rgb, to_tensor
 from services.trainer.data.fs2k import ATTRIBUTE_NAMES, FS2KDataset
-from services.trainer.evaluation.fid import real_stats_path
+from services.trainer.evaluation.fid import FIDScorer, real_stats_path
+from services.trainer.evaluation.metrics import pairwise_l1
 from services.trainer.evaluation.sample_grid import grid_image
 from services.trainer.evaluation.suite import EvalSuite
-from shared.backends import load_backend
+from shared.backends import InferenceBackend, load_backend
 from shared.image_ops import from_array, restore_aspect
-from shared.model_input import model_input
+from shared.manifest import TensorSpec
+from shared.model_input import model_inputs, noise_vectors
 from shared.registry import Registry
 from shared.settings import get_settings
 
@@ -48,6 +57,7 @@ COMPARE_SIZE = 256
 IDENTITY = "identity"
 STYLE = ATTRIBUTE_NAMES.index("style")
 BATCH = 16
+VARIANTS = 4  # outputs per pair of a model with noise, for variation_l1 and variation_fid
 GRID_COLUMNS = 8
 
 
@@ -79,6 +89,44 @@ def _batches(pairs: list[Pair]) -> Iterator[list[Pair]]:
         yield pairs[i : i + BATCH]
 
 
+def _open(model: str, registry: Registry) -> tuple[TensorSpec, InferenceBackend]:
+    """The input spec and ONNX Runtime backend of ``NAME`` or ``NAME@VERSION``."""
+    name, _, version = model.partition("@")
+    manifest = registry.manifest(name, int(version) if version else None)
+    backend = load_backend(registry.version_dir(name, manifest.version), manifest, prefer="onnx")
+    return manifest.input, backend
+
+
+def _translated(
+    backend: InferenceBackend,
+    spec: TensorSpec,
+    chunk: list[Pair],
+    *,
+    seeds: list[int] | None = None,
+    variants: int = 1,
+    timings: list[float] | None = None,
+) -> Tensor:
+    """(N * k, 3, S, S): the model's outputs for ``chunk`` brought back to each input's aspect
+    and size, as ``output_size=input`` gives them, at COMPARE_SIZE; ``seeds``: k = ``variants``
+    outputs of pair i, from ``noise_vectors(seeds[i], k)`` (None: one each, z = 0)."""
+    sizes, inputs = [], []
+    for i, p in enumerate(chunk):
+        style = str(int(p.attrs[STYLE]) + 1) if spec.condition else None
+        noises = None if seeds is None else noise_vectors(seeds[i], variants, spec.noise_dim)
+        xs = model_inputs(p.source, spec, style, noises)  # k x (C, H, W)
+        inputs += xs
+        sizes += [p.source.size] * len(xs)
+    start = time.perf_counter()
+    y = backend.run(np.stack(inputs))  # (N * k, 3, h, w)
+    if timings is not None:
+        timings.append((time.perf_counter() - start) / len(inputs))
+    restored = [
+        restore_aspect(from_array(out), size, fit=spec.fit, scale_to_original=True)
+        for out, size in zip(y, sizes, strict=True)
+    ]
+    return torch.stack([_square(img) for img in restored])
+
+
 def outputs(
     model: str, pairs: list[Pair], registry: Registry, timings: list[float]
 ) -> Iterator[Tensor]:
@@ -88,26 +136,42 @@ def outputs(
         for chunk in _batches(pairs):
             yield torch.stack([_square(p.source) for p in chunk])
         return
-    name, _, version = model.partition("@")
-    manifest = registry.manifest(name, int(version) if version else None)
-    spec = manifest.input
-    backend = load_backend(registry.version_dir(name, manifest.version), manifest, prefer="onnx")
+    spec, backend = _open(model, registry)
     try:
         for chunk in _batches(pairs):
-            styles = [str(int(p.attrs[STYLE]) + 1) if spec.condition else None for p in chunk]
-            x = np.stack(
-                [model_input(p.source, spec, s) for p, s in zip(chunk, styles, strict=True)]
-            )
-            start = time.perf_counter()
-            y = backend.run(x)  # (N, 3, h, w)
-            timings.append((time.perf_counter() - start) / len(chunk))
-            restored = [
-                restore_aspect(from_array(out), p.source.size, fit=spec.fit, scale_to_original=True)
-                for out, p in zip(y, chunk, strict=True)
-            ]
-            yield torch.stack([_square(img) for img in restored])
+            yield _translated(backend, spec, chunk, timings=timings)
     finally:
         backend.close()
+
+
+def variation(
+    model: str, pairs: list[Pair], registry: Registry, variants: int, fid: FIDScorer | None
+) -> dict[str, float]:
+    """For a model with noise: ``variants`` outputs of each pair (pair i's from seed i),
+    ``variation_l1`` (their mean pairwise L1) and ``variation_fid`` (all of them against the
+    real images: ``fid``'s real statistics; its generated ones are replaced). {} otherwise."""
+    if model == IDENTITY or variants < 2:
+        return {}
+    spec, backend = _open(model, registry)
+    try:
+        if not spec.noise_dim:
+            return {}
+        if fid is not None:
+            fid.reset_fake()
+        distances = []
+        for start in range(0, len(pairs), BATCH):
+            chunk = pairs[start : start + BATCH]
+            seeds = list(range(start, start + len(chunk)))
+            fake = _translated(backend, spec, chunk, seeds=seeds, variants=variants)
+            distances.append(pairwise_l1(fake.view(len(chunk), variants, *fake.shape[1:])))
+            if fid is not None:
+                fid.add_fake(fake)  # (N * k, 3, S, S)
+    finally:
+        backend.close()
+    out = {"variation_l1": float(torch.cat(distances).mean())}
+    if fid is not None and min(fid.real_count, fid.fake_count) >= 2:
+        out["variation_fid"] = fid.score()
+    return out
 
 
 def compare(
@@ -119,10 +183,12 @@ def compare(
     registry: Registry | None = None,
     grid: Path | None = None,
     fid: bool = True,
+    variants: int | None = None,
 ) -> dict[str, dict[str, float]]:
-    """{model: metrics} for every model on the same held-out pairs; ``grid``: also write a
-    JPEG of the first GRID_COLUMNS pairs, a row per model between the input and the real
-    image (at 128 px)."""
+    """{model: metrics} for every model on the same held-out pairs, with ``variation`` for
+    models with noise (``variants`` outputs per pair, None: VARIANTS; < 2: none); ``grid``:
+    also write a JPEG of the first GRID_COLUMNS pairs, a row per model between the input and
+    the real image (at 128 px)."""
     registry = registry or Registry(get_settings().model_root)
     pairs = load_pairs(data, direction, samples)
     photos = direction == "sketch2photo"
@@ -154,6 +220,8 @@ def compare(
         results[model] = {"n": float(len(pairs)), **suite.compute()}
         if timings:  # ONNX Runtime on this machine's CPU, batches of BATCH
             results[model]["ms_per_image"] = 1000 * float(np.median(timings))
+        k = VARIANTS if variants is None else variants
+        results[model].update(variation(model, pairs, registry, k, suite.fid))
         log.info("%s: %s (%.0f s)", model, _fmt(results[model]), time.monotonic() - start)
     if grid is not None:
         rows["real"] = torch.stack([p.target for p in shown])
@@ -167,7 +235,10 @@ def _fmt(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
 
 
-COLUMNS = ("fid", "ssim", "psnr", "fsim", "val_l1", "attr_acc_ratio", "ms_per_image")
+COLUMNS = (
+    "fid", "ssim", "psnr", "fsim", "val_l1", "attr_acc_ratio", "variation_l1", "variation_fid",
+    "ms_per_image",
+)  # fmt: skip
 
 
 def markdown_table(results: dict[str, dict[str, float]]) -> str:

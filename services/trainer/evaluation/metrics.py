@@ -5,6 +5,7 @@ Images follow the project convention, (N, 3, H, W) float in [-1, 1]; they are ma
 ``MetricAccumulator`` over several batches gives the same numbers as one call on all images.
 
 - ``val_l1``: mean absolute error in [-1, 1] units (the pix2pix L1 term); lower is better.
+  ``pairwise_l1`` measures the same way how far apart a model's variations of one input are.
 - ``psnr``: dB on [0, 1] images; piq adds 1e-8 to the MSE, so identical images give a finite
   80 dB (the cap, never inf: results stay JSON-safe and averageable); higher is better.
 - ``ssim``: piq.ssim with its 11x11 Gaussian window; images with a side under 11 px are first
@@ -54,6 +55,17 @@ def _at_least(x: Tensor, size: int, mode: str) -> Tensor:
 def _l1(fake: Tensor, real: Tensor) -> Tensor:
     # fake, real: (N, 3, H, W) in [-1, 1] -> (N,)
     return (fake.detach().float() - real.detach().float()).abs().flatten(1).mean(1)
+
+
+def pairwise_l1(variants: Tensor) -> Tensor:
+    """(N, k, 3, H, W) in [-1, 1], k >= 2 images of each item -> (N,): the mean L1 (val_l1's
+    units) over each item's k (k - 1) / 2 pairs; 0 when a model ignores its noise."""
+    n, k = variants.shape[:2]
+    if k < 2:
+        raise ValueError(f"pairwise_l1 needs at least 2 images per item, got {k}")
+    first, second = torch.triu_indices(k, k, offset=1)  # (P,), (P,): every pair i < j
+    a, b = variants[:, first].flatten(0, 1), variants[:, second].flatten(0, 1)  # (N * P, 3, H, W)
+    return _l1(a, b).view(n, -1).mean(1)  # (N, P) -> (N,)
 
 
 def _psnr(fake01: Tensor, real01: Tensor) -> Tensor:

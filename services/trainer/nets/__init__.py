@@ -6,7 +6,7 @@ the constructor arguments recorded there, wrapped for serving (one tensor in, on
     "unet"        TranslateWrapper(UNetGenerator(**kwargs))
     "resnet"      TranslateWrapper(ResnetGenerator(**kwargs))
     "resnet-cgan" TranslateWrapper(ResnetCGANGenerator(**kwargs))
-    "sketchy"     SketchyTranslateWrapper(SketchyGenerator(**kwargs), noise_dim)
+    "sketchy"     SketchyTranslateWrapper(SketchyGenerator(**kwargs)): the noise is a plane
     "dcgan"       GenerateWrapper(DCGANGenerator(**kwargs), "dcgan")
     "vae"         GenerateWrapper(ConvVAE(**kwargs), "vae")
 
@@ -73,8 +73,7 @@ def _resnet_cgan(**kwargs: Any) -> nn.Module:
 
 
 def _sketchy(**kwargs: Any) -> nn.Module:
-    netG = SketchyGenerator(**kwargs)
-    return SketchyTranslateWrapper(netG, netG.noise_dim)
+    return SketchyTranslateWrapper(SketchyGenerator(**kwargs))
 
 
 def _dcgan(**kwargs: Any) -> nn.Module:

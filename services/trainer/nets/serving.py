@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from services.trainer.nets.dcgan import DCGANGenerator
+from services.trainer.nets.sketchygan import SketchyGenerator
 from services.trainer.nets.vae import ConvVAE
 
 
@@ -28,16 +29,22 @@ class TranslateWrapper(nn.Module):
 
 
 class SketchyTranslateWrapper(nn.Module):
-    """sketch (N, 3, H, W) -> image (N, 3, H, W), with the noise at the prior's mean (zeros)."""
+    """input (N, C + 1, H, W) -> image (N, 3, H, W) clamped to [-1, 1].
 
-    def __init__(self, netG: nn.Module, noise_dim: int) -> None:
+    The first C planes (the generator's in_channels) are the sketch; the last carries the
+    noise z (N, noise_dim) in its first noise_dim values, row-major (``TensorSpec.noise_dim``,
+    filled by ``shared.model_input``): an all-zero plane is the prior's mean, z = 0.
+    """
+
+    def __init__(self, netG: SketchyGenerator) -> None:
         super().__init__()
         self.netG = netG
-        self.noise_dim = noise_dim
+        self.image_channels = netG.in_channels
+        self.noise_dim = netG.noise_dim
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        # (N, 1) zeros taken from the input, so the batch size stays symbolic when exported
-        noise = torch.zeros_like(image[:, :1, 0, 0]).expand(-1, self.noise_dim)  # (N, noise_dim)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        image = x[:, : self.image_channels]  # (N, C, H, W)
+        noise = x[:, -1].flatten(1)[:, : self.noise_dim]  # (N, H * W) -> (N, noise_dim)
         return self.netG(image, noise).clamp(-1.0, 1.0)
 
 

@@ -15,7 +15,8 @@ Choices where the paper leaves room (documented here, used by the sketchygan rec
   at ngf*8) fed I_i; the noise vector (N, noise_dim) is broadcast over the bottleneck and
   concatenated to it, then a stride-1 MRU mixes it; decoder level i upsamples
   [d_{i+1}, e_{i+1}] (skip connection) to scale i, fed I_i; a 3x3 conv + tanh gives RGB.
-  Input sides must be divisible by 2**num_levels. Noise ~ N(0, I); serving uses its mean, 0.
+  Input sides must be divisible by 2**num_levels. Noise ~ N(0, I); served as the input's last
+  plane (services.trainer.nets.serving), zeros (its mean) unless a request asks for variations.
 - Discriminator: MRUs going down, each fed [image, sketch] at its own scale (LeakyReLU, no
   norm, so any GAN loss or gradient penalty works); heads: a 3x3 conv giving a map of
   adversarial logits, and, when num_classes > 0, global average pooling + a linear layer
@@ -95,6 +96,7 @@ class SketchyGenerator(nn.Module):
         norm: str = "batch",
     ) -> None:
         super().__init__()
+        self.in_channels = in_channels
         self.noise_dim = noise_dim
         self.num_levels = num_levels
         chs = level_widths(ngf, num_levels)  # width of e_1 .. e_L

@@ -144,10 +144,11 @@ class SketchyGANRecipe(Recipe):
 
     def build(self) -> None:
         o = self.options
-        if self.image_size % 2**o.num_levels:
+        if self.image_size % 2**o.num_levels or self.image_size**2 < o.noise_dim:
             raise ValueError(
                 f"sketchygan: image_size {self.image_size} must be divisible by "
-                f"2**num_levels = {2**o.num_levels}"
+                f"2**num_levels = {2**o.num_levels}, and its square hold noise_dim "
+                f"{o.noise_dim} (the noise travels as one input plane)"
             )
         self.aux_attribute = resolve_aux_attribute(o.aux_attribute, self.config.data)
         num_classes = ATTRIBUTES[self.aux_attribute][0] if self.aux_attribute else 0
@@ -298,7 +299,10 @@ class SketchyGANRecipe(Recipe):
     def exports(self) -> list[ExportSpec]:
         kwargs = self.arch_kwargs()
         net = self.serving_net("sketchy", kwargs)
-        image = TensorSpec(kind="image", height=self.image_size, width=self.image_size)
+        size, noise_dim = self.image_size, self.options.noise_dim
+        # the sketch's 3 planes, then the noise plane (z in its first noise_dim values)
+        sketch = TensorSpec(height=size, width=size, channels=3 + 1, noise_dim=noise_dim)
+        image = TensorSpec(kind="image", height=size, width=size)
         direction = self.config.direction
         return [
             ExportSpec(
@@ -307,10 +311,10 @@ class SketchyGANRecipe(Recipe):
                 architecture="sketchy",
                 arch_kwargs=kwargs,
                 net=net,
-                input=image,
+                input=sketch,
                 output=image,
-                description=f"SketchyGAN (MRU, noise at its mean) {direction}, "
-                f"{self.image_size}x{self.image_size}",
+                description=f"SketchyGAN (MRU, noise as the last input plane) {direction}, "
+                f"{size}x{size}",
             )
         ]
 
