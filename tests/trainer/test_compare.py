@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from services.trainer.config import TrainConfig
+from services.trainer.data.common import to_tensor
 from services.trainer.evaluation.compare import (
     GRID_COLUMNS,
     IDENTITY,
@@ -117,3 +118,26 @@ def test_compare_measures_the_variation_of_models_with_noise_only(
     assert scored["variation_fid"] > 0.0
     assert scored["variation_l1"] == noisy["variation_l1"]  # seeded: the same variants
     assert variation("plain", pairs, registry, VARIANTS, fid) == {}
+
+
+def test_side_by_side_pairs_give_the_model_the_chosen_half(tmp_path: Path) -> None:
+    root = tmp_path / "facades"
+    (root / "test").mkdir(parents=True)  # no val/: test/ is the held-out split
+    rng = np.random.default_rng(1)
+    halves = []
+    for i in range(3):
+        photo, labels = (rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(2))
+        Image.fromarray(np.concatenate([photo, labels], axis=1)).save(root / "test" / f"{i}.png")
+        halves.append((photo, labels))
+
+    pairs = load_pairs(root, "sketch2photo", None, input_half="right")  # labels -> photo
+
+    assert len(pairs) == 3
+    for pair, (photo, labels) in zip(pairs, halves, strict=True)  # 0.png, 1.png, 2.png:
+        np.testing.assert_array_equal(np.asarray(pair.source), labels)
+        expected = Image.fromarray(photo).resize((256, 256), Image.Resampling.BICUBIC)
+        np.testing.assert_allclose(pair.target.numpy(), to_tensor(expected).numpy(), atol=1e-6)
+    results = compare(root, "sketch2photo", [IDENTITY], fid=False, input_half="right")
+    assert results[IDENTITY]["n"] == 3
+    assert "attr_acc_ratio" not in results[IDENTITY]  # face attributes only on FS2K photos
+

@@ -19,8 +19,19 @@ from services.trainer.commands.base import add_command, registry_of
 
 
 def _configure_compare(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, type=Path, help="an FS2K folder (its val split)")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="an FS2K folder (its val split) or side-by-side AB images (val/, else test/)",
+    )
     p.add_argument("--direction", choices=["sketch2photo", "photo2sketch"], required=True)
+    p.add_argument(
+        "--input-half",
+        choices=["left", "right"],
+        help="AB images: the half the model takes (default: left for sketch2photo; facades' "
+        "label maps are on the right)",
+    )
     p.add_argument(
         "--model",
         dest="models",
@@ -41,7 +52,7 @@ def _configure_compare(p: argparse.ArgumentParser) -> None:
 
 @add_command(
     "compare",
-    "score published models side by side on held-out FS2K pairs (FID, SSIM, PSNR, FSIM, …)",
+    "score published models side by side on held-out pairs (FID, SSIM, PSNR, FSIM, …)",
     _configure_compare,
 )
 def _compare(args: argparse.Namespace) -> int:
@@ -50,7 +61,7 @@ def _compare(args: argparse.Namespace) -> int:
     registry = registry_of(args)
     results = compare(
         args.data, args.direction, args.models, samples=args.samples, registry=registry,
-        grid=args.grid, variants=args.variants,
+        grid=args.grid, variants=args.variants, input_half=args.input_half,
     )  # fmt: skip
     if args.json is not None:
         write_json(args.json, results)

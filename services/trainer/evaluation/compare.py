@@ -38,6 +38,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from services.trainer.data import detect_layout
+from services.trainer.data.aligned import AlignedABDataset, split_ab
 from services.trainer.data.common import load_rgb, to_tensor
 from services.trainer.data.fs2k import ATTRIBUTE_NAMES, FS2KDataset
 from services.trainer.evaluation.fid import FIDScorer, real_stats_path
@@ -68,8 +70,23 @@ class Pair:
     attrs: Tensor  # (7,) long, FS2K attributes
 
 
-def load_pairs(data: Path, direction: str, samples: int | None) -> list[Pair]:
-    """The first ``samples`` held-out FS2K pairs (all when None), in the dataset's order."""
+def load_pairs(
+    data: Path, direction: str, samples: int | None, input_half: str | None = None
+) -> list[Pair]:
+    """The first ``samples`` held-out pairs (all when None), in the dataset's order: FS2K's
+    (with their attributes), or side-by-side AB images' (val, else test; ``input_half``: the
+    half the model takes, by default the left for sketch2photo; attributes all 0)."""
+    if detect_layout(data) == "aligned":
+        half = input_half or ("left" if direction == "sketch2photo" else "right")
+        files = AlignedABDataset(data, "val", "AtoB").files
+        aligned = []
+        for path in files[:samples] if samples else files:
+            left, right = split_ab(load_rgb(path))
+            given, wanted = (left, right) if half == "left" else (right, left)
+            square = wanted.resize((COMPARE_SIZE, COMPARE_SIZE), Image.Resampling.BICUBIC)
+            no_attrs = torch.zeros(len(ATTRIBUTE_NAMES), dtype=torch.long)
+            aligned.append(Pair(given, to_tensor(square), no_attrs))
+        return aligned
     dataset = FS2KDataset(data, "val", direction)
     items = dataset.items[:samples] if samples else dataset.items
     pairs = []
@@ -184,19 +201,19 @@ def compare(
     grid: Path | None = None,
     fid: bool = True,
     variants: int | None = None,
+    input_half: str | None = None,
 ) -> dict[str, dict[str, float]]:
     """{model: metrics} for every model on the same held-out pairs, with ``variation`` for
     models with noise (``variants`` outputs per pair, None: VARIANTS; < 2: none); ``grid``:
     also write a JPEG of the first GRID_COLUMNS pairs, a row per model between the input and
     the real image (at 128 px)."""
     registry = registry or Registry(get_settings().model_root)
-    pairs = load_pairs(data, direction, samples)
-    photos = direction == "sketch2photo"
-    suite = EvalSuite.create("cpu", fid=fid, attributes=photos)
+    pairs = load_pairs(data, direction, samples, input_half)
+    face_photos = direction == "sketch2photo" and detect_layout(data) == "fs2k"
+    suite = EvalSuite.create("cpu", fid=fid, attributes=face_photos)
     if suite.fid is not None:
-        stats = real_stats_path(
-            get_settings().cache_root, data, len(pairs), f"val|{direction}|{COMPARE_SIZE}"
-        )
+        tag = f"val|{direction}|{input_half or ''}|{COMPARE_SIZE}"
+        stats = real_stats_path(get_settings().cache_root, data, len(pairs), tag)
         if not suite.fid.load_real_stats(stats):
             for chunk in _batches(pairs):
                 suite.fid.add_real(torch.stack([p.target for p in chunk]))
