@@ -133,11 +133,10 @@ def test_side_by_side_pairs_give_the_model_the_chosen_half(tmp_path: Path) -> No
     pairs = load_pairs(root, "sketch2photo", None, input_half="right")  # labels -> photo
 
     assert len(pairs) == 3
-    for pair, (photo, labels) in zip(pairs, halves, strict=True)  # 0.png, 1.png, 2.png:
+    for pair, (photo, labels) in zip(pairs, halves, strict=True):  # 0.png, 1.png, 2.png
         np.testing.assert_array_equal(np.asarray(pair.source), labels)
         expected = Image.fromarray(photo).resize((256, 256), Image.Resampling.BICUBIC)
         np.testing.assert_allclose(pair.target.numpy(), to_tensor(expected).numpy(), atol=1e-6)
     results = compare(root, "sketch2photo", [IDENTITY], fid=False, input_half="right")
     assert results[IDENTITY]["n"] == 3
     assert "attr_acc_ratio" not in results[IDENTITY]  # face attributes only on FS2K photos
-
