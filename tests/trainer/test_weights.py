@@ -306,6 +306,21 @@ def test_fp16_weights_halve_the_onnx_file_and_keep_its_output(
     assert_same(onnx_generator(halved), fp16(first_run.state["nets"]["netG"]))
 
 
+def test_a_bundle_failing_its_parity_check_leaves_the_shipped_one_as_it_was(
+    first_run: FirstRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundled_root = tmp_path / "bundled"
+    shipped = bundle_version(first_run.registry, NAME, out_root=bundled_root)
+    before = {p.name: p.read_bytes() for p in shipped.iterdir()}
+    monkeypatch.setattr("services.trainer.publishing.bundle.PARITY_ATOL", 0.0)
+
+    with pytest.raises(ValueError, match="fp16 weights change the output"):
+        bundle_version(first_run.registry, NAME, out_root=bundled_root)
+
+    assert {p.name: p.read_bytes() for p in shipped.iterdir()} == before
+    assert [p.name for p in bundled_root.iterdir()] == [NAME]  # no half-written folder
+
+
 def test_bundle_then_publish_bundled_once_and_serve_it(first_run: FirstRun, tmp_path: Path) -> None:
     bundled_root = tmp_path / "bundled"
     folder = bundle_version(
