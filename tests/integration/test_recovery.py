@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from pathlib import Path
 
 import httpx
@@ -98,12 +99,20 @@ def redis(redis_server: RedisServer) -> Iterator[Redis]:
     client.close()
 
 
-def translate(base: str, *, is_async: bool = False) -> httpx.Response:
+@cache
+def big_sketch() -> bytes:
+    return sketch_png(3, size=1024)
+
+
+def translate(base: str, *, is_async: bool = False, slow: bool = False) -> httpx.Response:
+    """One translation; ``slow``: a 1024 px sketch answered at its own size (decoding,
+    resizing and encoding a megapixel image per job: 40 jobs take seconds on any machine,
+    so a test can catch some of them running)."""
     return httpx.post(
         f"{base}/v1/translate",
         params={"async": "true"} if is_async else {},
-        files={"image": ("s.png", sketch_png(3))},
-        data={"model": "sketch2photo"},
+        files={"image": ("s.png", big_sketch() if slow else sketch_png(3))},
+        data={"model": "sketch2photo", **({"output_size": "input"} if slow else {})},
         timeout=60,
     )
 
@@ -146,7 +155,7 @@ def test_a_killed_workers_jobs_run_on_the_next_worker_once_each(
 ) -> None:
     stack = recovery_stack
     events = Events(redis)
-    accepted = in_parallel(40, lambda: translate(stack.base_url, is_async=True))
+    accepted = in_parallel(40, lambda: translate(stack.base_url, is_async=True, slow=True))
     assert [r.status_code for r in accepted] == [202] * 40
     ids = [r.json()["id"] for r in accepted]
     deadline = time.monotonic() + 30
