@@ -21,7 +21,7 @@ from shared.bundled import BUNDLED_ROOT, MANIFEST_FILE, bundled_names
 from shared.image_ops import from_array
 from shared.latents import generate_latents
 from shared.manifest import Manifest
-from shared.model_input import model_input
+from shared.model_input import model_input, model_inputs, noise_vectors
 from tests.bundled_inputs import DATA, generate_requests, translate_inputs
 
 REFERENCES = DATA / "bundled_reference"
@@ -75,6 +75,37 @@ def test_bundled_model_reproduces_its_reference_outputs(name: str) -> None:
             assert diff.max() <= 3, (name, key, int(diff.max()))
             assert diff.mean() < 0.05, (name, key, float(diff.mean()))
             assert expected.std() > 10, (name, key)  # not blank
+
+
+def manifest_of(name: str) -> Manifest:
+    return Manifest.model_validate_json((BUNDLED_ROOT / name / MANIFEST_FILE).read_text())
+
+
+NOISY = [n for n in bundled_names() if manifest_of(n).input.noise_dim]
+
+
+@pytest.mark.parametrize("name", NOISY)
+def test_a_shipped_model_with_noise_gives_the_same_variations_for_a_seed_and_others_for_another(
+    name: str,
+) -> None:
+    manifest = manifest_of(name)
+    spec = manifest.input
+    backend = load_backend(BUNDLED_ROOT / name, manifest, prefer="onnx", intra_op_threads=1)
+    with Image.open(translate_inputs(manifest)[0]) as img:
+        rgb = img.convert("RGB")
+
+    def variations(seed: int) -> np.ndarray:
+        x = np.stack(model_inputs(rgb, spec, None, noise_vectors(seed, 4, spec.noise_dim)))
+        return np.stack([to_uint8(y) for y in backend.run(x)]).astype(np.float32)  # (4, H, W, 3)
+
+    try:
+        first, again, other = variations(7), variations(7), variations(8)
+    finally:
+        backend.close()
+    np.testing.assert_array_equal(first, again)  # the same seed: the same images
+    assert np.abs(first - other).mean() > 1.0  # another seed: other images (8-bit levels)
+    spread = [np.abs(first[i] - first[j]).mean() for i in range(4) for j in range(i + 1, 4)]
+    assert min(spread) > 1.0, spread  # the 4 variations differ from each other
 
 
 def test_every_bundled_model_has_a_reference() -> None:
