@@ -71,9 +71,9 @@ def runtime(redis_url: str, redis_db: Redis, registry: Registry) -> Iterator[Wor
     rt.close()
 
 
-def submit(redis_url: str, **fields: Any) -> str:
+def submit(redis_url: str, model: str = NAME, **fields: Any) -> str:
     """Store a job as the API does; its id."""
-    job = JobRecord(id=new_job_id(), model=NAME, **fields)
+    job = JobRecord(id=new_job_id(), model=model, **fields)
 
     async def create() -> None:
         redis = AsyncRedis.from_url(redis_url)

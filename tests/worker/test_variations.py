@@ -3,7 +3,6 @@ grid; the same seed, the same bytes (real Redis, real ONNX Runtime, the worker's
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,17 +12,15 @@ import numpy as np
 import pytest
 from PIL import Image
 from redis import Redis
-from redis.asyncio import Redis as AsyncRedis
 
 from services.worker.jobs import run_job
 from services.worker.runtime import WorkerRuntime
 from shared.errors import ErrorKind
-from shared.job_store import AsyncJobStore
-from shared.jobs import JobRecord, JobState, new_job_id
+from shared.jobs import JobRecord, JobState
 from shared.registry import Registry
 from shared.settings import Settings
 from tests.helpers import publish_tiny, publish_tiny_sketchy
-from tests.images import sketch_png
+from tests.worker.test_jobs import submit
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")  # tests/conftest.py
 
@@ -52,18 +49,9 @@ def runtime(redis_url: str, redis_db: Redis, tmp_path: Path) -> Iterator[WorkerR
 
 def run(rt: WorkerRuntime, redis_url: str, model: str = NOISY, **fields: Any) -> JobRecord:
     """Store a job as the API does, run it; its final record."""
-    job = JobRecord(id=new_job_id(), model=model, **fields)
-
-    async def create() -> None:
-        redis = AsyncRedis.from_url(redis_url)
-        try:
-            await AsyncJobStore(redis, 60, 60).create(job, sketch_png(1, size=32))
-        finally:
-            await redis.aclose()
-
-    asyncio.run(create())
-    run_job(rt, job.id)
-    done = rt.jobs.read(job.id)
+    job_id = submit(redis_url, model, **fields)
+    run_job(rt, job_id)
+    done = rt.jobs.read(job_id)
     assert done is not None
     return done
 
