@@ -106,7 +106,7 @@ def _batches(pairs: list[Pair]) -> Iterator[list[Pair]]:
         yield pairs[i : i + BATCH]
 
 
-def _open(model: str, registry: Registry) -> tuple[TensorSpec, InferenceBackend]:
+def open_model(model: str, registry: Registry) -> tuple[TensorSpec, InferenceBackend]:
     """The input spec and ONNX Runtime backend of ``NAME`` or ``NAME@VERSION``."""
     name, _, version = model.partition("@")
     manifest = registry.manifest(name, int(version) if version else None)
@@ -153,7 +153,7 @@ def outputs(
         for chunk in _batches(pairs):
             yield torch.stack([_square(p.source) for p in chunk])
         return
-    spec, backend = _open(model, registry)
+    spec, backend = open_model(model, registry)
     try:
         for chunk in _batches(pairs):
             yield _translated(backend, spec, chunk, timings=timings)
@@ -169,7 +169,7 @@ def variation(
     real images: ``fid``'s real statistics; its generated ones are replaced). {} otherwise."""
     if model == IDENTITY or variants < 2:
         return {}
-    spec, backend = _open(model, registry)
+    spec, backend = open_model(model, registry)
     try:
         if not spec.noise_dim:
             return {}

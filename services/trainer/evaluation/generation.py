@@ -24,11 +24,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from services.trainer.data.folders import ClassFolderDataset
+from services.trainer.evaluation.compare import open_model
 from services.trainer.evaluation.fid import FIDScorer, frechet_distance
 from services.trainer.evaluation.sample_grid import grid_image
-from shared.backends import load_backend
 from shared.latents import generate_latents
-from shared.manifest import Manifest
 from shared.registry import Registry
 from shared.settings import get_settings
 
@@ -56,10 +55,7 @@ def _run_model(
 ) -> tuple[Tensor, Tensor]:
     """n images from published model ``name`` (NAME[@VERSION]) and the class of each (-1: no
     class): n / len(classes) of each class for a class-conditional model."""
-    model, _, version = name.partition("@")
-    manifest: Manifest = registry.manifest(model, int(version) if version else None)
-    spec = manifest.input
-    backend = load_backend(registry.version_dir(model, manifest.version), manifest, prefer="onnx")
+    spec, backend = open_model(name, registry)
     wanted = [c for c in classes if c in spec.class_names] if spec.num_classes else []
     groups = [(c, n // len(wanted)) for c in wanted] if wanted else [(None, n)]
     images, labels = [], []
