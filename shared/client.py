@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import mimetypes
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from shared.client_errors import (
     error_from_response,
     parse_retry_after,
 )
+from shared.client_results import GenerateResult, JobStatus, TranslateResult
 
 __all__ = [
     "ApiError",
@@ -46,6 +46,7 @@ __all__ = [
     "Conflict",
     "ConnectionFailed",
     "DeadlineExceeded",
+    "GenerateResult",
     "JobStatus",
     "NotFound",
     "Overloaded",
@@ -59,82 +60,6 @@ __all__ = [
 ]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-FINAL_STATES = frozenset({"succeeded", "failed", "canceled", "expired"})
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-@dataclass(frozen=True)
-class TranslateResult:
-    """An image answer and what made it (from the ``X-*`` headers)."""
-
-    image: bytes = field(repr=False)
-    media_type: str
-    model: str
-    version: int | None
-    routed_by: str | None
-    job_id: str
-    queue_ms: float | None
-    compute_ms: float | None
-
-    @classmethod
-    def from_response(cls, r: httpx.Response) -> TranslateResult:
-        h = r.headers
-        version = h.get("x-model-version")
-        return cls(
-            image=r.content,
-            media_type=h.get("content-type", "application/octet-stream").split(";")[0],
-            model=h.get("x-model", ""),
-            version=int(version) if version and version.isdigit() else None,
-            routed_by=h.get("x-routed-by"),
-            job_id=h.get("x-job-id", ""),
-            queue_ms=_float(h.get("x-queue-ms")),
-            compute_ms=_float(h.get("x-compute-ms")),
-        )
-
-
-GenerateResult = TranslateResult
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    """``GET /v1/jobs/{id}``; ``raw`` is the whole JSON document."""
-
-    id: str
-    state: str
-    model: str
-    version: int | None
-    routed_by: str | None
-    queue_ms: float | None
-    compute_ms: float | None
-    error: dict[str, Any] | None
-    result_url: str | None
-    raw: dict[str, Any] = field(repr=False)
-
-    @property
-    def final(self) -> bool:
-        return self.state in FINAL_STATES
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> JobStatus:
-        timings = data.get("timings") or {}
-        return cls(
-            id=data["id"],
-            state=data["state"],
-            model=data.get("model", ""),
-            version=data.get("version"),
-            routed_by=data.get("routed_by"),
-            queue_ms=timings.get("queue_ms"),
-            compute_ms=timings.get("compute_ms"),
-            error=data.get("error"),
-            result_url=data.get("result_url"),
-            raw=data,
-        )
 
 
 ImageInput = bytes | Path
@@ -224,6 +149,8 @@ class Sketch2ImageClient:
         keep_aspect: bool = False,
         output_size: str | None = None,
         style: int | None = None,
+        n: int | None = None,
+        seed: int | None = None,
         timeout: float | None = None,
         idempotency_key: str | None = None,
         **extra_fields: str | int | float | bool | None,
@@ -231,13 +158,14 @@ class Sketch2ImageClient:
         """Translate ``image`` (bytes or a file) and wait for it.
 
         ``output_size``: "model" (the server's default) or "input" (the input's width and
-        height); ``timeout`` is the server-side deadline (504 after it); ``extra_fields`` are sent
-        as they are. Optional fields are sent only when given.
+        height); ``n`` (1-8) and ``seed``: variations of a model with noise, as one grid (the
+        seed used comes back in ``seed``); ``timeout`` is the server-side deadline (504 after it);
+        ``extra_fields`` are sent as they are. Optional fields are sent only when given.
         """
         r = self._submit(
             image, False, idempotency_key, model=model, version=version, format=format,
-            keep_aspect=keep_aspect or None, output_size=output_size, style=style,
-            timeout=timeout, **extra_fields,
+            keep_aspect=keep_aspect or None, output_size=output_size, style=style, n=n,
+            seed=seed, timeout=timeout, **extra_fields,
         )  # fmt: skip
         return TranslateResult.from_response(r)
 
@@ -251,6 +179,8 @@ class Sketch2ImageClient:
         keep_aspect: bool = False,
         output_size: str | None = None,
         style: int | None = None,
+        n: int | None = None,
+        seed: int | None = None,
         timeout: float | None = None,
         idempotency_key: str | None = None,
         **extra_fields: str | int | float | bool | None,
@@ -258,8 +188,8 @@ class Sketch2ImageClient:
         """Queue a translation (202); follow it with :meth:`wait` and :meth:`result`."""
         r = self._submit(
             image, True, idempotency_key, model=model, version=version, format=format,
-            keep_aspect=keep_aspect or None, output_size=output_size, style=style,
-            timeout=timeout, **extra_fields,
+            keep_aspect=keep_aspect or None, output_size=output_size, style=style, n=n,
+            seed=seed, timeout=timeout, **extra_fields,
         )  # fmt: skip
         return JobStatus.from_json(r.json())
 

@@ -2,6 +2,7 @@
 
     s2i translate drawing.png                   # writes drawing-out.png
     s2i translate photo.jpg --model photo2sketch --style 2 -o sketch.png
+    s2i translate drawing.png --model faces-sketchygan -n 4 --seed 7   # 4 variations, one grid
     s2i generate catdog -n 4 --seed 1 -o grid.png
     s2i jobs 0123abcd...            s2i jobs 0123abcd... --cancel
     s2i models
@@ -56,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--format", choices=FORMATS, default="png", help="output format (png)")
     t.add_argument("--style", type=int, help="drawing style, for models that take one")
     t.add_argument("--keep-aspect", action="store_true", help="keep the input's aspect ratio")
+    t.add_argument("-n", type=int, help="variations (1-8), as one grid, for models with noise")
+    t.add_argument("--seed", type=int, help="same seed, same variations (models with noise)")
     t.add_argument(
         "--output-size",
         choices=["model", "input"],
@@ -80,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _summary(out: Path, result: TranslateResult, elapsed_s: float) -> str:
     version = f" v{result.version}" if result.version is not None else ""
-    parts = [f"{result.model}{version}", result.routed_by, f"{elapsed_s * 1000:.0f} ms"]
+    seed = f"seed {result.seed}" if result.seed is not None else None
+    parts = [f"{result.model}{version}", result.routed_by, seed, f"{elapsed_s * 1000:.0f} ms"]
     return f"wrote {out} ({', '.join(p for p in parts if p)})\n"
 
 
@@ -114,6 +118,8 @@ def run(args: argparse.Namespace, client: Sketch2ImageClient) -> None:
             keep_aspect=args.keep_aspect,
             output_size=args.output_size,
             style=args.style,
+            n=args.n,
+            seed=args.seed,
         )
         out.write_bytes(result.image)
         sys.stdout.write(_summary(out, result, time.perf_counter() - start))

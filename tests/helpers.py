@@ -1,7 +1,9 @@
-"""Small builders shared by the serving-core tests (registry, export, backends, worker)."""
+"""Small builders shared by the tests (registry, export, backends, worker, the s2i CLI)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -14,6 +16,20 @@ from services.trainer.nets import build_serving_net, init_weights
 from services.trainer.publishing.export import export_model
 from shared.manifest import Manifest, TensorSpec
 from shared.registry import Registry
+
+REPO_ROOT = Path(__file__).parents[1]
+
+
+def s2i_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the ``s2i`` command line (``shared.client_cli``) with ``args``; its result."""
+    return subprocess.run(
+        [sys.executable, "-m", "shared.client_cli", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
 
 # architecture -> (constructor kwargs, input shape without the batch axis): tiny but complete
 TINY_ARCHS: dict[str, tuple[dict[str, int], tuple[int, ...]]] = {

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,27 +11,16 @@ from PIL import Image
 
 from services.local import LocalStack, free_port
 from shared.client import BadInput, NotFound, Sketch2ImageClient
+from tests.helpers import s2i_cli as cli
 from tests.images import sketch_png
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture
 def s2i(stack: LocalStack) -> Iterator[Sketch2ImageClient]:
     with Sketch2ImageClient(stack.base_url, timeout=60) as c:
         yield c
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shared.client_cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_translate_returns_the_models_png(s2i: Sketch2ImageClient) -> None:

@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 
 from services.local import LocalStack
+from shared.client import Sketch2ImageClient
 from shared.registry import Registry
-from tests.helpers import publish_tiny_sketchy
+from tests.helpers import publish_tiny_sketchy, s2i_cli
 from tests.images import sketch_png
 
 pytestmark = pytest.mark.integration
@@ -67,6 +68,34 @@ def test_variations_without_a_seed_name_theirs(client: httpx.Client, noisy: str)
     assert translate(client, noisy).content == mean.content
     listed = client.get(f"/v1/models/{noisy}").json()
     assert listed["input"]["noise_dim"] == 8
+
+
+def test_the_python_client_asks_for_variations_and_reads_their_seed(
+    stack: LocalStack, noisy: str
+) -> None:
+    with Sketch2ImageClient(stack.base_url, timeout=60) as c:
+        first = c.translate(sketch_png(4), model=noisy, n=4, seed=11)
+        again = c.translate(sketch_png(4), model=noisy, n=4, seed=11)
+        picked = c.translate(sketch_png(4), model=noisy, n=2)
+    assert first.seed == 11
+    assert first.image == again.image
+    assert Image.open(io.BytesIO(first.image)).size == (2 * SIDE + 2, 2 * SIDE + 2)
+    assert picked.seed is not None
+    assert Image.open(io.BytesIO(picked.image)).size == (2 * SIDE + 2, SIDE)
+
+
+def test_the_cli_writes_a_grid_of_variations_and_names_the_seed(
+    stack: LocalStack, noisy: str, tmp_path: Path
+) -> None:
+    drawing = tmp_path / "drawing.png"
+    drawing.write_bytes(sketch_png(4))
+    out = tmp_path / "grid.png"
+    args = ["--url", stack.base_url, "translate", str(drawing), "--model", noisy, "-o", str(out)]
+    run = s2i_cli(*args, "-n", "4", "--seed", "11")
+    assert run.returncode == 0, run.stderr
+    assert f"({noisy} v1, seed 11, " in run.stdout
+    with Image.open(out) as grid:
+        assert grid.size == (2 * SIDE + 2, 2 * SIDE + 2)
 
 
 def test_a_model_without_noise_answers_422_naming_the_field(client: httpx.Client) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from services.local import LocalStack
 from shared.registry import Registry
+from tests.helpers import publish_tiny_sketchy
 from tests.integration.models import publish_dcgan
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -30,6 +31,7 @@ FLAGS = [
     "--use-fake-ui-for-media-stream",
 ]
 GENERATE_MODEL = "catdog-web"
+NOISY_MODEL = "sketchy-web"
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +61,19 @@ def generate_model(stack: LocalStack, model_root: Path) -> str:
             assert time.monotonic() < deadline, "the worker did not load the generate model"
             time.sleep(0.3)
     return GENERATE_MODEL
+
+
+@pytest.fixture(scope="module")
+def noisy_model(
+    stack: LocalStack, model_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """A tiny SketchyGAN-shaped translator with noise (16x16), served by the stack's worker."""
+    with httpx.Client(base_url=stack.base_url, timeout=10) as client:
+        if client.get(f"/v1/models/{NOISY_MODEL}").status_code != 200:
+            work = tmp_path_factory.mktemp("sketchy-web")
+            publish_tiny_sketchy(Registry(model_root), NOISY_MODEL, work, size=16)
+        deadline = time.monotonic() + 60
+        while client.get(f"/v1/models/{NOISY_MODEL}").status_code != 200:
+            assert time.monotonic() < deadline, "the worker did not load the noisy model"
+            time.sleep(0.3)
+    return NOISY_MODEL

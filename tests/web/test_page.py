@@ -22,6 +22,7 @@ from tests.web.pages import (
     output_size,
     record_sent_images,
     sent_image,
+    shown_bytes,
     stroke,
     wait_result,
 )
@@ -157,6 +158,28 @@ def test_unreadable_upload_is_explained_and_stale_panes_cleared(
         assert page.get_attribute("#download", "aria-disabled") == "true"
         assert page.is_visible("#input-placeholder")
         assert "Drop an image" in page.inner_text("#input-placeholder")
+
+
+def test_variations_of_a_noisy_model_come_back_as_one_grid_repeatable_by_seed(
+    browser: Any, stack: LocalStack, noisy_model: str
+) -> None:
+    with open_page(browser, stack) as page:
+        page.select_option("#model", noisy_model)
+        assert page.is_visible("#variations-label")
+        draw_face(page)
+        page.select_option("#variations", "4")
+        page.fill("#variation-seed", "7")
+        page.click("#go")
+        first_job = wait_result(page)
+        first = assert_shown_result(page, (2 * 16 + 2, 2 * 16 + 2))  # 2x2 tiles, 2 px gutters
+        assert "seed 7" in page.inner_text("#result-caption")  # X-Seed: the seed went out
+        page.click("#go")
+        second_job = wait_result(page, first_job)
+        assert shown_bytes(page) == first  # the same seed: the same four images
+        page.fill("#variation-seed", "8")
+        page.click("#go")
+        wait_result(page, second_job)
+        assert shown_bytes(page) != first
 
 
 def test_download_gives_the_result_bytes(browser: Any, stack: LocalStack) -> None:

@@ -275,6 +275,7 @@ function adaptControls() {
   $("style-label").hidden = !sm;
   if (sm) fillStyles(sm, !model);
   $("variations-label").hidden = !takesVariations(model);
+  $("variation-seed-label").hidden = !takesVariations(model);
 }
 
 function fillStyles(model, forAuto) {
@@ -755,8 +756,10 @@ async function buildRequest() {
   if ($("fullsize").checked) form.append("output_size", "input");
   else form.append("keep_aspect", "true");
   if (!$("style-label").hidden && $("style").value) form.append("style", $("style").value);
-  if (!$("variations-label").hidden && $("variations").value !== "1") {
-    form.append("n", $("variations").value);
+  if (!$("variations-label").hidden) {
+    if ($("variations").value !== "1") form.append("n", $("variations").value);
+    const seed = $("variation-seed").value.trim();
+    if (seed !== "") form.append("seed", seed);
   }
   return {
     path: "/v1/translate",
