@@ -69,6 +69,31 @@ def test_rows_are_the_floor_each_model_and_the_ceiling_with_per_class_fid(
     assert table.splitlines()[0] == "| row | n | fid | fid_cat | fid_dog |"
 
 
+def test_the_test_images_statistics_are_kept_between_runs(tmp_path: Path) -> None:
+    data = tmp_path / "catdog"
+    smooth_images(data, "train", 20)
+    smooth_images(data, "test", 20)
+    registry = Registry(tmp_path / "models")
+    publish_dcgan(registry, "gan", gain=0.2)
+    cache = tmp_path / "cache" / "reference.npz"
+
+    def score() -> dict[str, dict[str, float]]:
+        scorer = FIDScorer(extractor=PooledConv())
+        return score_generators(
+            data, ["gan"], n=20, registry=registry, scorer=scorer, reference_cache=cache
+        )
+
+    first = score()
+    assert cache.exists()
+    for image in (data / "test").rglob("*.jpg"):  # other test images: only a cache keeps scores
+        Image.effect_noise((32, 32), 80).convert("RGB").save(image)
+    assert score() == first
+    cache.unlink()
+    rescored = score()["gan"]["fid"]
+    assert np.isfinite(rescored)
+    assert rescored != first["gan"]["fid"]
+
+
 def test_latents_are_seeded_and_carry_the_asked_class() -> None:
     spec = TensorSpec(kind="noise", z_dim=4, num_classes=2, class_names=["cat", "dog"])
 

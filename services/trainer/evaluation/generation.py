@@ -25,7 +25,7 @@ from torch import Tensor
 
 from services.trainer.data.folders import ClassFolderDataset
 from services.trainer.evaluation.compare import open_model
-from services.trainer.evaluation.fid import FIDScorer, frechet_distance
+from services.trainer.evaluation.fid import FIDScorer, frechet_distance, real_stats_path
 from services.trainer.evaluation.sample_grid import grid_image
 from shared.latents import generate_latents
 from shared.registry import Registry
@@ -71,6 +71,34 @@ def _run_model(
     return torch.cat(images), torch.cat(labels)
 
 
+def reference_cache_path(data: Path, count: int) -> Path:
+    """Where the CLI keeps the bundled Inception's statistics of ``data``'s test images."""
+    return real_stats_path(get_settings().cache_root, data, count, "test|per-class|inception")
+
+
+def _reference(scorer: FIDScorer, test: ClassFolderDataset, cache: Path | None) -> dict[str, Stats]:
+    """FID statistics of all the test images and of each class's, read from ``cache`` (an
+    .npz of arrays) when it exists, else computed (and saved there when given)."""
+    keys = ["all", *test.classes]
+    if cache is not None and cache.exists():
+        with np.load(cache, allow_pickle=False) as saved:
+            log.info("test statistics from %s", cache)
+            return {k: (saved[f"mu_{k}"], saved[f"sigma_{k}"]) for k in keys}
+    real, labels = _load(test, list(range(len(test))))
+    features = scorer.features(real)  # (N, D)
+    reference = {"all": _stats(features)}
+    for k, c in enumerate(test.classes):
+        reference[c] = _stats(features[(labels == k).numpy()])
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {f"mu_{k}": reference[k][0] for k in keys}
+        arrays |= {f"sigma_{k}": reference[k][1] for k in keys}
+        tmp = cache.with_name(cache.name + ".tmp.npz")  # whole or absent, as FIDScorer's
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy types **kwds as allow_pickle
+        tmp.replace(cache)
+    return reference
+
+
 def score_generators(
     data: Path,
     models: list[str],
@@ -80,18 +108,17 @@ def score_generators(
     registry: Registry | None = None,
     grid: Path | None = None,
     scorer: FIDScorer | None = None,
+    reference_cache: Path | None = None,
 ) -> dict[str, dict[str, float]]:
-    """{row: metrics} for the floor, each model and the ceiling (see the module doc)."""
+    """{row: metrics} for the floor, each model and the ceiling (see the module doc).
+    ``reference_cache``: an .npz keeping the test images' statistics between runs (it must
+    belong to this ``scorer`` and these test images: see ``reference_cache_path``)."""
     registry = registry or Registry(get_settings().model_root)
     scorer = scorer or FIDScorer("cpu")
     test = ClassFolderDataset(data, "test", augment=False)
     train = ClassFolderDataset(data, "train", augment=False)
     classes = test.classes
-    real, real_labels = _load(test, list(range(len(test))))
-    real_features = scorer.features(real)
-    reference = {"all": _stats(real_features)}
-    for k, c in enumerate(classes):
-        reference[c] = _stats(real_features[(real_labels == k).numpy()])
+    reference = _reference(scorer, test, reference_cache)
 
     rng = torch.Generator().manual_seed(seed)
     picked = torch.randperm(len(train), generator=rng)[:n].tolist()
