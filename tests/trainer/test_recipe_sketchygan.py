@@ -141,8 +141,8 @@ def test_diversity_gradient_pushes_the_two_images_apart() -> None:
 def test_diversity_weight_makes_the_generator_use_its_noise() -> None:
     batch = pairs()
     spreads = {}
-    for weight in (0.0, 100.0):
-        recipe = make_recipe(lambda_diversity=weight)
+    for weight in (0.0, 100.0):  # from N(0, 0.02) weights, which barely use the noise at first
+        recipe = make_recipe(lambda_diversity=weight, init="normal")
         recipe.optimizers["netG"].param_groups[0]["lr"] = 1e-3
         start = noise_spread(recipe, batch["A"])
         for _ in range(5):
@@ -150,6 +150,18 @@ def test_diversity_weight_makes_the_generator_use_its_noise() -> None:
         spreads[weight] = noise_spread(recipe, batch["A"])
     assert spreads[100.0] > 3 * spreads[0.0]
     assert spreads[100.0] > 3 * start
+
+
+def test_glorot_init_gives_the_discriminator_logits_far_from_zero() -> None:
+    """N(0, 0.02) shrinks the signal through D's unnormalised MRU levels (logits ~1e-3 at
+    128 px: no GAN signal to start from); Glorot keeps its scale."""
+    scale = {}
+    for init in ("normal", "glorot"):
+        recipe = make_recipe(init=init)
+        batch = pairs()
+        adv, _ = recipe.nets["netD"](batch["B"], batch["A"])
+        scale[init] = float(adv.std())
+    assert scale["glorot"] > 5 * scale["normal"]
 
 
 def test_auxiliary_class_loss_on_fs2k_attributes() -> None:

@@ -51,3 +51,15 @@ def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
             nn.init.normal_(m.weight, 1.0, gain)
             nn.init.zeros_(m.bias)
     return net
+
+
+def init_glorot(net: nn.Module) -> nn.Module:
+    """Initialise `net`'s convolutions and linear layers in place with Glorot-uniform weights
+    and zero biases (TensorFlow's default); returns it. Unlike N(0, 0.02), it keeps the signal's
+    scale through deep stacks without normalisation (SketchyGAN's MRU discriminator)."""
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return net
