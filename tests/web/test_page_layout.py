@@ -168,7 +168,7 @@ def test_controls_follow_the_listed_models(browser: Any, stack: LocalStack) -> N
                 "photo2sketch",
                 input={"condition": "style", "condition_values": ["1", "2", "3"]},
             ),
-            model("sketchy", "sketch2photo", architecture="sketchy"),
+            model("sketchy", "sketch2photo", architecture="sketchy", input={"noise_dim": 8}),
             model("faces-vae", "generate", input={"kind": "noise", "z_dim": 8}),
         ],
         "defaults": {"sketch2photo": "sketch2photo", "photo2sketch": "styled"},

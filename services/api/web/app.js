@@ -186,9 +186,9 @@ function styleModel() {
   return m?.input?.condition === "style" && m.task !== "generate" ? m : null;
 }
 
-/** Noise-conditioned translators (SketchyGAN) can give several variations, if the API takes n. */
+/** Translators with noise (input.noise_dim > 0, as the API decides) give several variations. */
 function takesVariations(model) {
-  const noisy = model?.architecture === "sketchy" || model?.arch_kwargs?.noise_dim > 0;
+  const noisy = model?.input?.noise_dim > 0;
   return Boolean(state.translateTakesN && model && model.task !== "generate" && noisy);
 }
 
