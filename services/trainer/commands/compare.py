@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from services.trainer.commands.base import add_command, registry_of
+from shared.settings import get_settings
 
 
 def _configure_compare(p: argparse.ArgumentParser) -> None:
@@ -151,18 +152,12 @@ def _configure_score_generators(p: argparse.ArgumentParser) -> None:
     _configure_score_generators,
 )
 def _score_generators(args: argparse.Namespace) -> int:
-    from services.trainer.data.folders import ClassFolderDataset
     from services.trainer.evaluation.compare import write_json
-    from services.trainer.evaluation.generation import (
-        markdown_table,
-        reference_cache_path,
-        score_generators,
-    )
+    from services.trainer.evaluation.generation import markdown_table, score_generators
 
-    tests = len(ClassFolderDataset(args.data, "test", augment=False))
     results = score_generators(
         args.data, args.models, n=args.n, seed=args.seed, registry=registry_of(args),
-        grid=args.grid, reference_cache=reference_cache_path(args.data, tests),
+        grid=args.grid, cache_dir=get_settings().cache_root,
     )  # fmt: skip
     if args.json is not None:
         write_json(args.json, results)

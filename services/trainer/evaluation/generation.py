@@ -71,11 +71,6 @@ def _run_model(
     return torch.cat(images), torch.cat(labels)
 
 
-def reference_cache_path(data: Path, count: int) -> Path:
-    """Where the CLI keeps the bundled Inception's statistics of ``data``'s test images."""
-    return real_stats_path(get_settings().cache_root, data, count, "test|per-class|inception")
-
-
 def _reference(scorer: FIDScorer, test: ClassFolderDataset, cache: Path | None) -> dict[str, Stats]:
     """FID statistics of all the test images and of each class's, read from ``cache`` (an
     .npz of arrays) when it exists, else computed (and saved there when given)."""
@@ -108,17 +103,21 @@ def score_generators(
     registry: Registry | None = None,
     grid: Path | None = None,
     scorer: FIDScorer | None = None,
-    reference_cache: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> dict[str, dict[str, float]]:
     """{row: metrics} for the floor, each model and the ceiling (see the module doc).
-    ``reference_cache``: an .npz keeping the test images' statistics between runs (it must
-    belong to this ``scorer`` and these test images: see ``reference_cache_path``)."""
+    ``cache_dir``: where the test images' statistics are kept between runs (keyed by the
+    dataset's path and size; the CLI passes the settings' cache folder, with the Inception)."""
     registry = registry or Registry(get_settings().model_root)
     scorer = scorer or FIDScorer("cpu")
     test = ClassFolderDataset(data, "test", augment=False)
     train = ClassFolderDataset(data, "train", augment=False)
     classes = test.classes
-    reference = _reference(scorer, test, reference_cache)
+    cache = None
+    if cache_dir is not None:
+        extractor = type(scorer.extractor).__name__
+        cache = real_stats_path(cache_dir, data, len(test), f"test|per-class|{extractor}")
+    reference = _reference(scorer, test, cache)
 
     rng = torch.Generator().manual_seed(seed)
     picked = torch.randperm(len(train), generator=rng)[:n].tolist()
