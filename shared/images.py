@@ -281,6 +281,11 @@ def _load_rgb(
     return rgb, info
 
 
+# zlib level of PNG answers: 1 encodes a 128 px model output in about 2 ms against 8.6 ms at
+# Pillow's usual 6, for about 14% more bytes (benchmarks/RESULTS.md, "Where the time goes")
+PNG_COMPRESS_LEVEL = 1
+
+
 def encode(img: Image.Image, fmt: str = "png", *, quality: int = 90) -> bytes:
     """Encode as png, jpeg (or jpg) or webp; ``quality`` (1..100) is for jpeg and webp."""
     name = fmt.lower().lstrip(".")
@@ -293,7 +298,7 @@ def encode(img: Image.Image, fmt: str = "png", *, quality: int = 90) -> bytes:
         img = to_rgb(img)
     buf = io.BytesIO()
     if name == "png":
-        img.save(buf, "PNG", compress_level=6)
+        img.save(buf, "PNG", compress_level=PNG_COMPRESS_LEVEL)
     elif name == "jpeg":
         img.save(buf, "JPEG", quality=quality)
     else:
