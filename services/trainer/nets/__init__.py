@@ -21,7 +21,7 @@ from typing import Any
 from torch import nn
 
 from services.trainer.nets.dcgan import DCGANGenerator, SiameseDiscriminator
-from services.trainer.nets.layers import init_glorot, init_weights, norm_layer
+from services.trainer.nets.layers import init_weights, norm_layer
 from services.trainer.nets.patchgan import MultiscaleDiscriminator, NLayerDiscriminator
 from services.trainer.nets.resnet_cgan import (
     CombinedModel,
@@ -55,7 +55,6 @@ __all__ = [
     "UNetGenerator",
     "build_serving_net",
     "frozen",
-    "init_glorot",
     "init_weights",
     "norm_layer",
 ]

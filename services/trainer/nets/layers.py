@@ -36,30 +36,31 @@ def uses_bias(norm: str) -> bool:
     return norm != "batch"
 
 
-def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
-    """Initialise `net` in place with N(0, gain) weights (the pix2pix/DCGAN scheme); returns it."""
+def init_weights(
+    net: nn.Module, gain: float = 0.02, scheme: Literal["normal", "glorot"] = "normal"
+) -> nn.Module:
+    """Initialise `net` in place; returns it. Convolutions and linear layers get zero biases and
+    "normal": N(0, gain) weights, norm layers N(1, gain) scales (the pix2pix/DCGAN scheme);
+    "glorot": Glorot-uniform weights (TensorFlow's default), norm layers left as PyTorch made
+    them. Glorot keeps the signal's scale through deep stacks without normalisation, where
+    N(0, 0.02) shrinks it (SketchyGAN's MRU discriminator)."""
     for m in net.modules():
         if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
             # a spectral-normed layer's own weight is computed; initialise the raw one
             weight = m.weight
             if parametrize.is_parametrized(m, "weight"):
                 weight = getattr(m.parametrizations, "weight").original  # noqa: B009
-            nn.init.normal_(weight, 0.0, gain)
+            if scheme == "glorot":
+                nn.init.xavier_uniform_(weight)
+            else:
+                nn.init.normal_(weight, 0.0, gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d | nn.InstanceNorm2d) and m.weight is not None:
+        elif (
+            scheme == "normal"
+            and isinstance(m, nn.BatchNorm2d | nn.InstanceNorm2d)
+            and m.weight is not None
+        ):
             nn.init.normal_(m.weight, 1.0, gain)
             nn.init.zeros_(m.bias)
-    return net
-
-
-def init_glorot(net: nn.Module) -> nn.Module:
-    """Initialise `net`'s convolutions and linear layers in place with Glorot-uniform weights
-    and zero biases (TensorFlow's default); returns it. Unlike N(0, 0.02), it keeps the signal's
-    scale through deep stacks without normalisation (SketchyGAN's MRU discriminator)."""
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
-            nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
     return net

@@ -36,7 +36,6 @@ from services.trainer.data import ATTRIBUTE_NAMES, ATTRIBUTES, DatasetLayoutErro
 from services.trainer.nets import (
     SketchyDiscriminator,
     SketchyGenerator,
-    init_glorot,
     init_weights,
 )
 from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register
@@ -159,10 +158,9 @@ class SketchyGANRecipe(Recipe):
         num_classes = ATTRIBUTES[self.aux_attribute][0] if self.aux_attribute else 0
         netG = SketchyGenerator(3, 3, o.noise_dim, o.ngf, o.num_levels, o.norm)
         netD = SketchyDiscriminator(3, 3, o.ndf, o.num_levels, num_classes)
-        initialise = init_glorot if o.init == "glorot" else init_weights
         self.nets = {
-            "netG": initialise(netG).to(self.device),
-            "netD": initialise(netD).to(self.device),
+            "netG": init_weights(netG, scheme=o.init).to(self.device),
+            "netD": init_weights(netD, scheme=o.init).to(self.device),
         }
         betas = (self.betas[0], o.beta2 if o.beta2 is not None else self.betas[1])
         self.optimizers = {
