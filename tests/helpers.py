@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -10,12 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from redis.asyncio import Redis as AsyncRedis
 from torch import nn
 
 from services.trainer.nets import build_serving_net, init_weights
 from services.trainer.publishing.export import export_model
+from shared.job_store import AsyncJobStore
+from shared.jobs import JobRecord, new_job_id
 from shared.manifest import Manifest, TensorSpec
 from shared.registry import Registry
+from tests.images import sketch_png
 
 REPO_ROOT = Path(__file__).parents[1]
 
@@ -131,6 +136,21 @@ def publish_tiny_sketchy(
         net, noisy.shape(1), work_dir / f"export-{name}-{seed}", check_batches=(2,)
     )
     return registry.publish(manifest, result.files)
+
+
+def store_job(redis_url: str, model: str, **fields: Any) -> str:
+    """Store a job (and a 32 px sketch as its input) as the API does; its id."""
+    job = JobRecord(id=new_job_id(), model=model, **fields)
+
+    async def create() -> None:
+        redis = AsyncRedis.from_url(redis_url)
+        try:
+            await AsyncJobStore(redis, 60, 60).create(job, sketch_png(1, size=32))
+        finally:
+            await redis.aclose()
+
+    asyncio.run(create())
+    return job.id
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.01) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,22 +45,33 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
+def served(stack: LocalStack, name: str, publish: Callable[[], object], what: str) -> str:
+    """``name``, published by ``publish`` unless the stack serves it already, once the stack's
+    worker has loaded it (a minute at most)."""
+    with httpx.Client(base_url=stack.base_url, timeout=10) as client:
+        if client.get(f"/v1/models/{name}").status_code != 200:
+            publish()
+        deadline = time.monotonic() + 60
+        while client.get(f"/v1/models/{name}").status_code != 200:
+            assert time.monotonic() < deadline, f"the worker did not load the {what}"
+            time.sleep(0.3)
+    return name
+
+
 @pytest.fixture(scope="module")
 def generate_model(stack: LocalStack, model_root: Path) -> str:
     """The cat/dog model above, served by the stack's worker."""
-    with httpx.Client(base_url=stack.base_url, timeout=10) as client:
-        if client.get(f"/v1/models/{GENERATE_MODEL}").status_code != 200:
-            publish_dcgan(  # N(0, 0.2) weights: a test can tell its images from blanks
-                Registry(model_root),
-                GENERATE_MODEL,
-                gain=0.2,
-                description="Cats and dogs for the browser tests (untrained DCGAN)",
-            )
-        deadline = time.monotonic() + 60
-        while client.get(f"/v1/models/{GENERATE_MODEL}").status_code != 200:
-            assert time.monotonic() < deadline, "the worker did not load the generate model"
-            time.sleep(0.3)
-    return GENERATE_MODEL
+    return served(
+        stack,
+        GENERATE_MODEL,
+        lambda: publish_dcgan(  # N(0, 0.2) weights: a test can tell its images from blanks
+            Registry(model_root),
+            GENERATE_MODEL,
+            gain=0.2,
+            description="Cats and dogs for the browser tests (untrained DCGAN)",
+        ),
+        "generate model",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +79,11 @@ def noisy_model(
     stack: LocalStack, model_root: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> str:
     """A tiny SketchyGAN-shaped translator with noise (16x16), served by the stack's worker."""
-    with httpx.Client(base_url=stack.base_url, timeout=10) as client:
-        if client.get(f"/v1/models/{NOISY_MODEL}").status_code != 200:
-            work = tmp_path_factory.mktemp("sketchy-web")
-            publish_tiny_sketchy(Registry(model_root), NOISY_MODEL, work, size=16)
-        deadline = time.monotonic() + 60
-        while client.get(f"/v1/models/{NOISY_MODEL}").status_code != 200:
-            assert time.monotonic() < deadline, "the worker did not load the noisy model"
-            time.sleep(0.3)
-    return NOISY_MODEL
+    return served(
+        stack,
+        NOISY_MODEL,
+        lambda: publish_tiny_sketchy(
+            Registry(model_root), NOISY_MODEL, tmp_path_factory.mktemp("sketchy-web"), size=16
+        ),
+        "noisy model",
+    )

@@ -3,7 +3,6 @@ reload lands while it decodes (real Redis, real ONNX Runtime, the worker's own r
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,16 +12,13 @@ from typing import Any, TypeVar
 import pytest
 from PIL import Image
 from redis import Redis
-from redis.asyncio import Redis as AsyncRedis
 
 from services.worker.jobs import run_job
 from services.worker.runtime import WorkerRuntime
-from shared.job_store import AsyncJobStore
-from shared.jobs import JobRecord, JobState, new_job_id
+from shared.jobs import JobRecord, JobState
 from shared.registry import Registry
 from shared.settings import Settings
-from tests.helpers import publish_tiny
-from tests.images import sketch_png
+from tests.helpers import publish_tiny, store_job
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")  # tests/conftest.py
 
@@ -71,21 +67,6 @@ def runtime(redis_url: str, redis_db: Redis, registry: Registry) -> Iterator[Wor
     rt.close()
 
 
-def submit(redis_url: str, model: str = NAME, **fields: Any) -> str:
-    """Store a job as the API does; its id."""
-    job = JobRecord(id=new_job_id(), model=model, **fields)
-
-    async def create() -> None:
-        redis = AsyncRedis.from_url(redis_url)
-        try:
-            await AsyncJobStore(redis, 60, 60).create(job, sketch_png(1, size=32))
-        finally:
-            await redis.aclose()
-
-    asyncio.run(create())
-    return job.id
-
-
 def result(rt: WorkerRuntime, job_id: str) -> tuple[JobRecord, Image.Image]:
     job = rt.jobs.read(job_id)
     assert job is not None
@@ -102,7 +83,7 @@ def test_a_reload_while_a_job_decodes_does_not_change_its_version(
         runtime.pool.poll_once()  # v2 now served; v1's batcher retired
 
     runtime.decoder = reloading = ReloadDuringDecode(reload_to_v2)
-    during = submit(redis_url)
+    during = store_job(redis_url, NAME)
 
     assert run_job(runtime, during) is JobState.succeeded
     reloading.shutdown()
@@ -111,7 +92,7 @@ def test_a_reload_while_a_job_decodes_does_not_change_its_version(
     assert runtime.pool.get(NAME).manifest.version == 2
 
     runtime.decoder = ThreadPoolExecutor(1)
-    pinned, after = submit(redis_url, version=1), submit(redis_url)
+    pinned, after = store_job(redis_url, NAME, version=1), store_job(redis_url, NAME)
     assert run_job(runtime, pinned) is JobState.succeeded
     assert run_job(runtime, after) is JobState.succeeded
     assert result(runtime, pinned)[1].tobytes() == image.tobytes()  # v1's very output

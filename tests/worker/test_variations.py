@@ -19,8 +19,7 @@ from shared.errors import ErrorKind
 from shared.jobs import JobRecord, JobState
 from shared.registry import Registry
 from shared.settings import Settings
-from tests.helpers import publish_tiny, publish_tiny_sketchy
-from tests.worker.test_jobs import submit
+from tests.helpers import publish_tiny, publish_tiny_sketchy, store_job
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")  # tests/conftest.py
 
@@ -49,7 +48,7 @@ def runtime(redis_url: str, redis_db: Redis, tmp_path: Path) -> Iterator[WorkerR
 
 def run(rt: WorkerRuntime, redis_url: str, model: str = NOISY, **fields: Any) -> JobRecord:
     """Store a job as the API does, run it; its final record."""
-    job_id = submit(redis_url, model, **fields)
+    job_id = store_job(redis_url, model, **fields)
     run_job(rt, job_id)
     done = rt.jobs.read(job_id)
     assert done is not None
