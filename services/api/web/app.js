@@ -274,8 +274,9 @@ function adaptControls() {
   const sm = styleModel();
   $("style-label").hidden = !sm;
   if (sm) fillStyles(sm, !model);
-  $("variations-label").hidden = !takesVariations(model);
-  $("variation-seed-label").hidden = !takesVariations(model);
+  const variations = takesVariations(model);
+  $("variations-label").hidden = !variations;
+  $("variation-seed-label").hidden = !variations;
 }
 
 function fillStyles(model, forAuto) {
