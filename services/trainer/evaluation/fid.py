@@ -248,11 +248,8 @@ class FIDScorer:
 
     def save_real_stats(self, path: Path | str) -> None:
         mu, sigma = self.real_stats()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, mu=mu, sigma=sigma, n=np.int64(self.real_count))
-        tmp.replace(path)
+        count = np.asarray(self.real_count, np.int64)
+        save_arrays(Path(path), {"mu": mu, "sigma": sigma, "n": count})
 
     def load_real_stats(self, path: Path | str) -> bool:
         """Use cached real statistics from `path`; False (nothing changed) when absent."""
@@ -265,6 +262,14 @@ class FIDScorer:
         self._real_cached = (mu, sigma)
         log.info("FID real statistics of %d images loaded from %s", n, path)
         return True
+
+
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to the .npz ``path`` whole or not at all (a temporary file, renamed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy types **kwds as allow_pickle
+    tmp.replace(path)
 
 
 def real_stats_path(cache_dir: Path | str, dataset: Path | str, count: int, tag: str = "") -> Path:

@@ -25,7 +25,12 @@ from torch import Tensor
 
 from services.trainer.data.folders import ClassFolderDataset
 from services.trainer.evaluation.compare import open_model
-from services.trainer.evaluation.fid import FIDScorer, frechet_distance, real_stats_path
+from services.trainer.evaluation.fid import (
+    FIDScorer,
+    frechet_distance,
+    real_stats_path,
+    save_arrays,
+)
 from services.trainer.evaluation.sample_grid import grid_image
 from shared.latents import generate_latents
 from shared.registry import Registry
@@ -85,12 +90,8 @@ def _reference(scorer: FIDScorer, test: ClassFolderDataset, cache: Path | None) 
     for k, c in enumerate(test.classes):
         reference[c] = _stats(features[(labels == k).numpy()])
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f"mu_{k}": reference[k][0] for k in keys}
-        arrays |= {f"sigma_{k}": reference[k][1] for k in keys}
-        tmp = cache.with_name(cache.name + ".tmp.npz")  # whole or absent, as FIDScorer's
-        np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy types **kwds as allow_pickle
-        tmp.replace(cache)
+        save_arrays(cache, arrays | {f"sigma_{k}": reference[k][1] for k in keys})
     return reference
 
 
