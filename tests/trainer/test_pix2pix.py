@@ -15,6 +15,7 @@ from services.trainer.engine.seeding import seed_everything
 from services.trainer.nets import UNetGenerator
 from services.trainer.recipes import RECIPES
 from services.trainer.recipes.base import Amp
+from services.trainer.recipes.perceptual import PerceptualLoss
 from services.trainer.recipes.pix2pix import Pix2PixOptions, Pix2PixRecipe, num_downs_for
 from shared.backends import load_backend
 from shared.registry import Registry
@@ -89,6 +90,31 @@ def test_lsgan_and_batch_norm_options_train(tmp_path: Path) -> None:
     losses = recipe.train_step(batch, Amp("off", "cpu"))
     assert all(math.isfinite(v) for v in losses.values())
     assert losses["G_L1"] == pytest.approx(10 * 1.0, abs=1.0)  # fake_B ~ 0 vs 1
+
+
+class MeanColour(torch.nn.Module):
+    """A stand-in extractor: each image's mean colour, (N, 3, 1, 1)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.mean(dim=(2, 3), keepdim=True)
+
+
+def test_perceptual_term_joins_the_generator_loss(tmp_path: Path) -> None:
+    """λ_perceptual · L1(φ(fake_B), φ(real_B)) is added to G's loss and moves netG."""
+    config = tiny_config(tmp_path, options={"ngf": 4, "ndf": 4, "lambda_perceptual": 5.0})
+    recipe = Pix2PixRecipe(config, torch.device("cpu"))
+    recipe.perceptual = PerceptualLoss(MeanColour())
+    batch = {"A": torch.zeros(2, 3, 32, 32), "B": torch.full((2, 3, 32, 32), 0.8)}
+    amp = RecordingAmp()
+    losses = recipe.train_step(batch, amp)
+    (_, _), (loss_G, _) = amp.stepped
+    # fake_B is near 0 at init, so the mean-colour distance to 0.8 is about 0.8
+    assert losses["G_perceptual"] == pytest.approx(5.0 * 0.8, abs=0.5)
+    assert loss_G == pytest.approx(
+        losses["G_GAN"] + losses["G_L1"] + losses["G_perceptual"], rel=1e-5
+    )
+    off = Pix2PixRecipe(tiny_config(tmp_path / "off"), torch.device("cpu"))
+    assert "G_perceptual" not in off.train_step(batch, Amp("off", "cpu"))
 
 
 def test_trains_publishes_and_the_worker_backend_serves_it(tmp_path: Path) -> None:

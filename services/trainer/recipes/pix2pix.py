@@ -28,6 +28,8 @@ defaults stay the paper's recipe; ``configs/`` holds the shipped face recipes):
 - ``diffaugment``: the same differentiable augmentation on D's real and fake pairs, in the D
   and the G step (``recipes.diffaugment``);
 - ``ema_beta``: an EMA copy of netG ("netG_ema") is what is evaluated and exported;
+- ``lambda_perceptual``: + λ · L1 between early Inception features of fake_B and real_B
+  (``recipes.perceptual``; pix2pixHD's VGG loss with the one network the project ships);
 - ``condition="style"``: FS2K's drawing style (1-3) as one-hot planes after the RGB input of
   G and D; the exported input has 3 + 3 channels and its manifest names the condition.
 """
@@ -39,7 +41,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
 from services.trainer.data.fs2k import ATTRIBUTE_NAMES, ATTRIBUTES
@@ -53,12 +55,17 @@ from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, r
 from services.trainer.recipes.diffaugment import diff_augment, parse_policy
 from services.trainer.recipes.ema import ema_copy, ema_update
 from services.trainer.recipes.losses import gan_loss
+from services.trainer.recipes.perceptual import (
+    PerceptualLoss,
+    PerceptualOptions,
+    load_perceptual_loss,
+)
 from shared.manifest import TensorSpec
 
 MAX_NUM_DOWNS = 8
 
 
-class Pix2PixOptions(BaseModel):
+class Pix2PixOptions(PerceptualOptions):
     model_config = ConfigDict(extra="forbid")
 
     ngf: int = Field(default=64, gt=0)  # generator width (last conv layer)
@@ -163,6 +170,17 @@ class Pix2PixRecipe(Recipe):
         if opts.ema_beta > 0:
             self.nets["netG_ema"] = ema_copy(self.nets["netG"])
         self.g_steps = 0
+        self.perceptual: PerceptualLoss | None = None  # built on first use; tests inject one
+        self._perceptual_loaded = False
+
+    def perceptual_loss(self) -> PerceptualLoss | None:
+        """The perceptual loss module, loading the Inception once (None: off or absent)."""
+        if self.options.lambda_perceptual <= 0:
+            return None
+        if self.perceptual is None and not self._perceptual_loaded:
+            self._perceptual_loaded = True
+            self.perceptual = load_perceptual_loss(self.options, "pix2pix")
+        return None if self.perceptual is None else self.perceptual.to(self.device)
 
     def gan_loss(self, preds: Tensor | list[Tensor], target_is_real: bool) -> Tensor:
         """Mean over the discriminator's scales."""
@@ -220,6 +238,9 @@ class Pix2PixRecipe(Recipe):
                 (fake_pair,) = augment_alike(policy, color_from, self.d_input(cond_A, fake_B))
                 losses["G_GAN"] = self.gan_loss(netD(fake_pair), True)
             losses["G_L1"] = (fake_B.float() - real_B.float()).abs().mean() * opts.lambda_l1
+            perceptual = self.perceptual_loss()
+            if perceptual is not None:
+                losses["G_perceptual"] = opts.lambda_perceptual * perceptual(fake_B, real_B)
             loss_G = torch.stack(list(losses.values())).sum()
         amp.step(loss_G, self.optimizers["G"])
         netD.requires_grad_(True)

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from torch import Tensor
 
 from services.trainer.data import ATTRIBUTE_NAMES, ATTRIBUTES, DatasetLayoutError, detect_layout
@@ -39,15 +39,17 @@ from services.trainer.nets import (
     init_weights,
 )
 from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register
-from services.trainer.recipes.perceptual import INCEPTION_LAYERS, InceptionFeatures, PerceptualLoss
+from services.trainer.recipes.perceptual import (
+    PerceptualLoss,
+    PerceptualOptions,
+    load_perceptual_loss,
+)
 from shared.manifest import TensorSpec
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PERCEPTUAL_NET = "fid-inception"
 
-
-class SketchyGANOptions(BaseModel):
+class SketchyGANOptions(PerceptualOptions):
     model_config = ConfigDict(extra="forbid")
 
     ngf: int = 64  # generator base width (released code: 64)
@@ -56,17 +58,13 @@ class SketchyGANOptions(BaseModel):
     noise_dim: int = 256  # z ~ N(0, I), broadcast over the bottleneck
     norm: Literal["batch", "instance", "none"] = "batch"  # generator normalisation
     lambda_l1: float = 10.0
-    lambda_perceptual: float = 3.0  # 10 · 0.3 in the released code; 0 disables
+    lambda_perceptual: float = Field(default=3.0, ge=0)  # 10 · 0.3 in the released code
     lambda_diversity: float = 10.0  # 0 disables (not recommended: the point of the noise)
     lambda_gp: float = 10.0  # one-sided DRAGAN gradient penalty on D; 0 disables
     aux_attribute: str | None = "auto"  # an FS2K attribute, "auto" or None (no class head)
     lambda_aux_d: float = 1.0
     lambda_aux_g: float = 0.5
     aux_focal_gamma: float = 2.0  # focal loss on D's class head (0: plain cross-entropy)
-    perceptual_net: str = DEFAULT_PERCEPTUAL_NET  # or a path to a TorchScript FID Inception
-    perceptual_layers: list[str] = list(INCEPTION_LAYERS)
-    perceptual_resize: int = 299
-    perceptual_distance: Literal["l1", "l2"] = "l1"
     lr_d_ratio: float = 2.0  # D's learning rate = ratio · lr (released code: 4e-4 vs 2e-4)
     beta2: float | None = 0.9  # Adam β2 (None: TrainConfig.beta2)
     # glorot: TensorFlow's default, as the released code had. "normal" (N(0, 0.02), pix2pix's)
@@ -186,17 +184,7 @@ class SketchyGANRecipe(Recipe):
             return None
         if self.perceptual is None and not self._perceptual_loaded:
             self._perceptual_loaded = True
-            path = None if o.perceptual_net == DEFAULT_PERCEPTUAL_NET else o.perceptual_net
-            try:
-                extractor = InceptionFeatures.from_file(
-                    path, o.perceptual_layers, resize=o.perceptual_resize
-                )
-            except FileNotFoundError as e:
-                if path is not None:
-                    raise
-                log.warning("sketchygan: perceptual loss disabled: %s", e)
-                return None
-            self.perceptual = PerceptualLoss(extractor, o.perceptual_distance)
+            self.perceptual = load_perceptual_loss(o, "sketchygan")
         if self.perceptual is not None:
             self.perceptual.to(self.device)
         return self.perceptual
