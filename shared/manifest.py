@@ -15,6 +15,7 @@ MODEL_NAME_RE = re.compile(MODEL_NAME_PATTERN)
 
 # files of a version folder, and the tensor names of the exported graphs
 ONNX_FILE = "model.onnx"
+INT8_ONNX_FILE = "model.int8.onnx"  # the int8 copy of model.onnx, when Manifest.quantized
 TORCHSCRIPT_FILE = "model.ts"
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
@@ -64,6 +65,25 @@ class TensorSpec(BaseModel):
         return (batch, self.channels, self.height, self.width)
 
 
+class Quantized(BaseModel):
+    """An int8 copy of the ONNX graph beside it (``services/trainer/publishing/quantize.py``).
+
+    ``metrics`` are the int8 graph's on the same held-out set as ``fp32_metrics`` (those of
+    ``model.onnx``, measured in the same run); ``accepted``: its quality loss stayed within
+    ``bound``, so ``S2I_PRECISION=auto`` serves it on CPU.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = INT8_ONNX_FILE
+    method: str  # e.g. "static QDQ, int8 per-channel weights, uint8 activations"
+    calibration: str  # the inputs the activation ranges came from, e.g. "fs2k train, 256"
+    metrics: dict[str, float] = Field(default_factory=dict)
+    fp32_metrics: dict[str, float] = Field(default_factory=dict)
+    bound: str = ""  # e.g. "SSIM drop <= 0.01, FID rise <= 2%"
+    accepted: bool = False
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -84,6 +104,7 @@ class Manifest(BaseModel):
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
     parent_version: int | None = None
     description: str = ""
+    quantized: Quantized | None = None  # an int8 graph ships beside model.onnx
 
     def summary(self) -> dict[str, Any]:
         """The public view served by ``GET /v1/models`` (no file hashes)."""

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     decode_threads: int = Field(default=4, gt=0)
     intra_op_threads: int = Field(default=0, ge=0)  # 0: the runtime's default
+    # ONNX graphs on CPU: "auto" runs a version's int8 copy where its manifest says it passed
+    # its quality bound (Manifest.quantized.accepted), "int8" wherever there is one, "fp32"
+    # never (shared/backends). GPU providers always run model.onnx.
+    precision: Literal["auto", "fp32", "int8"] = "auto"
 
     # --- trainer -----------------------------------------------------------------------
     training_queue: str = "s2i.training"

@@ -99,6 +99,7 @@ class ModelPool:
             prefer=s.backend,
             device=s.device,
             intra_op_threads=s.intra_op_threads,
+            precision=s.precision,
         )
 
     def load(self, name: str, version: int) -> LoadedModel:

@@ -21,6 +21,7 @@ from shared.manifest import ONNX_FILE, TORCHSCRIPT_FILE, Manifest
 
 BackendName = Literal["auto", "onnx", "torchscript"]
 DeviceName = Literal["auto", "cpu", "cuda"]
+Precision = Literal["auto", "fp32", "int8"]
 
 
 @runtime_checkable
@@ -44,15 +45,25 @@ def load_backend(
     prefer: BackendName = "auto",
     device: DeviceName = "auto",
     intra_op_threads: int = 0,
+    precision: Precision = "fp32",
 ) -> InferenceBackend:
-    """Open the export in ``version_dir`` that ``prefer`` asks for (auto: ONNX first)."""
+    """Open the export in ``version_dir`` that ``prefer`` asks for (auto: ONNX first).
+
+    precision: which ONNX file runs on CPU (``Settings.precision``): "fp32" model.onnx,
+    "int8" the manifest's quantized copy (FileNotFoundError when there is none), "auto" that
+    copy where ``manifest.quantized.accepted``. A GPU provider always runs model.onnx.
+    """
     order = ["onnx", "torchscript"] if prefer == "auto" else [prefer]
     errors: list[str] = []
     for kind in order:
         if kind == "onnx" and (version_dir / ONNX_FILE).is_file():
-            from shared.backends.onnx import OnnxBackend
+            from shared.backends.onnx import OnnxBackend, runs_on_gpu
 
-            return OnnxBackend(version_dir / ONNX_FILE, device=device, threads=intra_op_threads)
+            path = version_dir / ONNX_FILE
+            int8 = _int8_file(version_dir, manifest, precision)
+            if int8 is not None and not runs_on_gpu(device):
+                path = int8
+            return OnnxBackend(path, device=device, threads=intra_op_threads)
         if kind == "torchscript" and (version_dir / TORCHSCRIPT_FILE).is_file():
             from shared.backends.torchscript import TorchScriptBackend
 
@@ -61,3 +72,14 @@ def load_backend(
             )
         errors.append(f"no {kind} export")
     raise FileNotFoundError(f"{manifest.name} v{manifest.version}: {'; '.join(errors)}")
+
+
+def _int8_file(version_dir: Path, manifest: Manifest, precision: Precision) -> Path | None:
+    """The int8 graph ``precision`` asks for, or None for model.onnx."""
+    quantized = manifest.quantized
+    if precision == "fp32" or (precision == "auto" and not (quantized and quantized.accepted)):
+        return None
+    path = version_dir / quantized.file if quantized is not None else None
+    if path is None or not path.is_file():
+        raise FileNotFoundError(f"{manifest.name} v{manifest.version}: no int8 graph")
+    return path

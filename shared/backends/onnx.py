@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.manifest import INPUT_NAME, OUTPUT_NAME
+from shared.manifest import INPUT_NAME, INT8_ONNX_FILE, OUTPUT_NAME
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,13 @@ def choose_providers(available: list[str], device: str) -> list[str]:
     return [*chosen, "CPUExecutionProvider"]
 
 
+def runs_on_gpu(device: str) -> bool:
+    """Whether ``device`` would put a session on a GPU provider of this ONNX Runtime build."""
+    import onnxruntime as ort
+
+    return choose_providers(ort.get_available_providers(), device)[0] in GPU_PROVIDERS
+
+
 class OnnxBackend:
     def __init__(self, path: Path, *, device: str = "auto", threads: int = 0) -> None:
         import onnxruntime as ort
@@ -33,7 +40,8 @@ class OnnxBackend:
             opts.intra_op_num_threads = threads
         providers = choose_providers(ort.get_available_providers(), device)
         self._session = ort.InferenceSession(str(path), opts, providers=providers)
-        self.name = f"onnx:{self._session.get_providers()[0]}"
+        int8 = path.name == INT8_ONNX_FILE
+        self.name = f"onnx:{self._session.get_providers()[0]}" + (":int8" if int8 else "")
         self.pad_batches = self._session.get_providers()[0] in GPU_PROVIDERS
         log.info("loaded %s with %s", path, self._session.get_providers())
 

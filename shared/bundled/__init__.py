@@ -1,7 +1,8 @@
 """The models a fresh install serves, shipped inside the package, published with no torch.
 
 Each folder ``shared/bundled/<name>/`` holds ``model.onnx`` (fp16 weights, fp32 compute; made
-by ``python -m services.trainer bundle``) and ``manifest.json``. ``publish_bundled`` copies
+by ``python -m services.trainer bundle``), ``manifest.json`` and, where the manifest names
+one (``quantized``), its int8 copy ``model.int8.onnx``. ``publish_bundled`` copies
 every one whose model has no served version yet into the model volume (sha256 computed
 there, as for any publish); ``python -m shared.bundled [NAME ...]`` does it from the command
 line (all of them by default), and ``make run``, the compose file and the k8s init container
@@ -50,5 +51,8 @@ def publish_bundled(
             log.info("%s already served (v%d); bundled copy not published", name, current)
             continue
         manifest = Manifest.model_validate(json.loads((folder / MANIFEST_FILE).read_text()))
-        published.append(registry.publish(manifest, {ONNX_FILE: folder / ONNX_FILE}))
+        files = {ONNX_FILE: folder / ONNX_FILE}
+        if manifest.quantized is not None:  # the int8 copy beside it (bundle --quantized)
+            files[manifest.quantized.file] = folder / manifest.quantized.file
+        published.append(registry.publish(manifest, files))
     return published

@@ -3,7 +3,6 @@ variation of models with noise."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -29,29 +28,6 @@ from services.trainer.recipes import get_recipe
 from shared.registry import Registry
 from tests.helpers import publish_tiny, publish_tiny_sketchy
 from tests.trainer.test_evaluation import TinyExtractor
-
-
-def _entry(name: str, style: int) -> dict[str, object]:
-    attrs = {"hair": 0, "hair_color": 1, "gender": 1, "earring": 1, "smile": 0}
-    return {"image_name": name, **attrs, "frontal_face": 0, "style": style}
-
-
-@pytest.fixture
-def fs2k(tmp_path: Path) -> Path:
-    """Four validation pairs of noise images, of two sizes and aspects."""
-    root = tmp_path / "fs2k"
-    rng = np.random.default_rng(0)
-    entries = []
-    for i, size in enumerate([(40, 40), (50, 36), (40, 40), (36, 50)], start=1):
-        for kind, prefix in (("photo", "image"), ("sketch", "sketch")):
-            path = root / kind / f"{kind}1" / f"{prefix}{i:04d}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(path)
-        entries.append(_entry(f"photo1/image{i:04d}", i % 3))
-    (root / "anno_train.json").write_text(json.dumps(entries[:1]))
-    (root / "anno_val.json").write_text(json.dumps(entries))
-    return root
 
 
 def test_compare_scores_the_floor_and_a_styled_model_and_draws_a_grid(

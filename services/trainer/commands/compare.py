@@ -38,7 +38,8 @@ def _configure_compare(p: argparse.ArgumentParser) -> None:
         dest="models",
         action="append",
         required=True,
-        help="NAME[@VERSION] in the model volume, or 'identity' (the input unchanged); repeat",
+        help="NAME[@VERSION][:int8] in the model volume (:int8: its quantized copy), or "
+        "'identity' (the input unchanged); repeat",
     )
     p.add_argument("--samples", type=int, help="the first N held-out pairs (default: all)")
     p.add_argument("--json", type=Path, help="also write every metric to this file")
@@ -108,6 +109,42 @@ def _bundle(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint, evaluation=evaluation, ship_as=args.ship_as,
     )  # fmt: skip
     sys.stdout.write(f"{out}\n")
+    return 0
+
+
+def _configure_quantize(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="a published image-to-image model")
+    p.add_argument("--version", type=int, help="default: the served version")
+    p.add_argument("--data", required=True, type=Path, help="its dataset (as for compare)")
+    p.add_argument("--calibration", type=int, default=256, help="training inputs (default 256)")
+    p.add_argument("--samples", type=int, help="held-out pairs to score (default: all)")
+    p.add_argument("--max-ssim-drop", type=float, help="default 0.01")
+    p.add_argument("--max-fid-rise", type=float, help="relative; default 0.02 (2%%)")
+    p.add_argument("--max-psnr-drop", type=float, help="dB; default 0.25")
+
+
+@add_command(
+    "quantize",
+    "publish a version with an int8 copy of its ONNX graph, scored against fp32 on held-out "
+    "pairs (served where it stays within the bound)",
+    _configure_quantize,
+)
+def _quantize(args: argparse.Namespace) -> int:
+    from services.trainer.evaluation.compare import markdown_table
+    from services.trainer.publishing.quantize import Bound, quantize_version
+
+    limits = {"max_ssim_drop": args.max_ssim_drop, "max_fid_rise": args.max_fid_rise,
+              "max_psnr_drop": args.max_psnr_drop}  # fmt: skip
+    bound = Bound(**{k: v for k, v in limits.items() if v is not None})
+    manifest = quantize_version(
+        registry_of(args), args.model, args.data, version=args.version,
+        calibration=args.calibration, samples=args.samples, bound=bound,
+    )  # fmt: skip
+    assert manifest.quantized is not None
+    q = manifest.quantized
+    verdict = "accepted" if q.accepted else "not accepted (served in fp32)"
+    sys.stdout.write(f"{manifest.name} v{manifest.version}: int8 {verdict}; {q.bound}\n")
+    sys.stdout.write(markdown_table({"fp32": q.fp32_metrics, "int8": q.metrics}) + "\n")
     return 0
 
 

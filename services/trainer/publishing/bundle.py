@@ -11,6 +11,7 @@ with no torch):
   so inference is plain fp32 at half the file size; ``check_parity`` bounds the difference;
 - ``manifest.json``: the version's manifest (metrics, compute, input spec), less its files;
   with ``--eval FILE`` (the JSON of ``compare``) its metrics are that evaluation's;
+- ``model.int8.onnx``, where the version has one (``quantize``), as it is;
 - ``netD.safetensors`` (with ``--checkpoint``): the run's discriminator(s) in fp16, so
   ``--init-from <name>`` continues training from what the repository holds: netG comes from
   the ONNX weights, whose names are the generator's state-dict keys (``weights.py``).
@@ -55,6 +56,29 @@ def fp16_weights(model: onnx.ModelProto) -> onnx.ModelProto:
     nodes = list(graph.node)
     del graph.node[:]
     graph.node.extend(casts + nodes)
+    return model
+
+
+def fp32_weights(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``fp16_weights`` undone: each float16 initializer that a Cast turns into float32 stored
+    as that float32 tensor, the Cast dropped (for tools that expect fp32 graphs: quantize)."""
+    graph = model.graph
+    halves = {i.name: i for i in graph.initializer if i.data_type == TensorProto.FLOAT16}
+    kept = []
+    for node in graph.node:
+        source = halves.get(node.input[0]) if node.op_type == "Cast" and node.input else None
+        cast_to = next((a.i for a in node.attribute if a.name == "to"), None)
+        if source is None or cast_to != TensorProto.FLOAT:
+            kept.append(node)
+            continue
+        full = numpy_helper.to_array(source).astype(np.float32)
+        graph.initializer.append(numpy_helper.from_array(full, node.output[0]))
+    used = {name for node in kept for name in node.input}
+    for name, init in halves.items():
+        if name not in used:
+            graph.initializer.remove(init)
+    del graph.node[:]
+    graph.node.extend(kept)
     return model
 
 
@@ -124,7 +148,10 @@ def _write_bundle(
         data["dataset"] = Path(str(data["dataset"])).name
     if evaluation is not None:  # `compare --json` figures replace the in-training ones
         data["metrics"] = {k: float(v) for k, v in evaluation.items()}
-    data["metrics"]["fp16_max_abs_diff"] = diff
+    data["metrics"].setdefault("fp16_max_abs_diff", diff)  # kept when re-bundling a bundle
+    if manifest.quantized is not None:  # the int8 copy ships as it is (already small)
+        int8 = manifest.quantized.file
+        shutil.copyfile(source.parent / int8, out / int8)
     (out / MANIFEST_FILE).write_text(json.dumps(data, indent=2) + "\n")
     if checkpoint is not None:
         from services.trainer.engine.checkpoint import load_checkpoint

@@ -1,0 +1,119 @@
+"""``quantize``: an int8 copy of a published ONNX graph, scored against fp32 and served only
+where it keeps its quality (``S2I_PRECISION``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from services.trainer.publishing.bundle import fp16_weights, fp32_weights
+from services.trainer.publishing.quantize import Bound, quantize_onnx, quantize_version
+from shared.backends import load_backend
+from shared.backends.onnx import OnnxBackend
+from shared.manifest import INT8_ONNX_FILE, ONNX_FILE, Quantized
+from shared.registry import Registry
+from tests.helpers import publish_tiny
+
+SIZE = 16
+
+
+def _run(path: Path, x: np.ndarray) -> np.ndarray:
+    backend = OnnxBackend(path, device="cpu", threads=1)
+    try:
+        return backend.run(x)
+    finally:
+        backend.close()
+
+
+def _x(n: int = 4, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1, 1, (n, 3, SIZE, SIZE)).astype(np.float32)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    return Registry(tmp_path / "models")
+
+
+def test_fp32_weights_undo_the_bundles_fp16_casts(registry: Registry, tmp_path: Path) -> None:
+    manifest, _ = publish_tiny(registry, "tiny", tmp_path, seed=0, size=SIZE)
+    source = registry.version_dir("tiny", manifest.version) / ONNX_FILE
+    half, full = tmp_path / "half.onnx", tmp_path / "full.onnx"
+    onnx.save(fp16_weights(onnx.load(str(source))), str(half))
+    onnx.save(fp32_weights(onnx.load(str(half))), str(full))
+    graph = onnx.load(str(full)).graph
+    assert not [n for n in graph.node if n.op_type == "Cast"]
+    assert {i.data_type for i in graph.initializer} == {onnx.TensorProto.FLOAT}
+    np.testing.assert_array_equal(_run(full, _x()), _run(half, _x()))
+
+
+def test_int8_graph_is_quantized_and_close_to_fp32(registry: Registry, tmp_path: Path) -> None:
+    manifest, _ = publish_tiny(registry, "tiny", tmp_path, seed=0, size=SIZE)
+    source = registry.version_dir("tiny", manifest.version) / ONNX_FILE
+    int8 = tmp_path / INT8_ONNX_FILE
+    quantize_onnx(source, int8, [_x(8, seed) for seed in range(4)])
+    ops = {n.op_type for n in onnx.load(str(int8)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    fp32, quantized = _run(source, _x(seed=9)), _run(int8, _x(seed=9))
+    assert quantized.shape == fp32.shape
+    assert 0 < np.abs(quantized - fp32).mean() < 0.03  # in [-1, 1] units
+
+
+def test_quantize_version_publishes_both_graphs_scored_and_judged(
+    registry: Registry, fs2k: Path, tmp_path: Path
+) -> None:
+    publish_tiny(registry, "tiny", tmp_path, seed=0, size=SIZE)
+    written = quantize_version(registry, "tiny", fs2k, fid=False)
+    assert (written.version, written.parent_version) == (2, 1)
+    assert registry.current("tiny") == 2
+    assert set(registry.verify("tiny", 2).files) == {ONNX_FILE, INT8_ONNX_FILE}
+    q = written.quantized
+    assert q is not None
+    assert {"ssim", "psnr", "val_l1", "ms_per_image"} <= set(q.metrics) & set(q.fp32_metrics)
+    assert q.metrics["ssim"] != q.fp32_metrics["ssim"]  # two graphs were scored, not one
+    assert q.accepted == Bound().holds(q.fp32_metrics, q.metrics)
+    assert q.calibration == "fs2k train, 1 inputs"  # all the fixture has
+    strict = quantize_version(registry, "tiny", fs2k, fid=False, bound=Bound(max_ssim_drop=-1))
+    assert strict.quantized is not None
+    assert not strict.quantized.accepted
+
+
+def test_bound_holds_only_within_every_limit() -> None:
+    fp32 = {"ssim": 0.40, "psnr": 12.0, "fid": 200.0}
+    bound = Bound()  # SSIM -0.01, FID +2%, PSNR -0.25 dB
+    assert bound.holds(fp32, {"ssim": 0.391, "psnr": 11.8, "fid": 203.9})
+    assert not bound.holds(fp32, {"ssim": 0.389, "psnr": 12.0, "fid": 200.0})
+    assert not bound.holds(fp32, {"ssim": 0.40, "psnr": 12.0, "fid": 204.1})
+    assert not bound.holds(fp32, {"ssim": 0.40, "psnr": 11.7, "fid": 200.0})
+    assert bound.holds(fp32, {"ssim": 0.45, "psnr": 13.0, "fid": 150.0})  # better is fine
+
+
+@pytest.mark.parametrize(
+    ("precision", "accepted", "expected"),
+    [("auto", True, ":int8"), ("auto", False, ""), ("fp32", True, ""), ("int8", False, ":int8")],
+)
+def test_precision_picks_the_graph_the_worker_runs(
+    registry: Registry, tmp_path: Path, precision: str, accepted: bool, expected: str
+) -> None:
+    manifest, _ = publish_tiny(registry, "tiny", tmp_path, seed=0, size=SIZE)
+    folder = registry.version_dir("tiny", manifest.version)
+    quantize_onnx(folder / ONNX_FILE, tmp_path / INT8_ONNX_FILE, [_x(8)])
+    q = Quantized(method="test", calibration="noise", accepted=accepted)
+    files = {ONNX_FILE: folder / ONNX_FILE, INT8_ONNX_FILE: tmp_path / INT8_ONNX_FILE}
+    published = registry.publish(manifest.model_copy(update={"quantized": q}), files)
+    backend = load_backend(
+        registry.version_dir("tiny", published.version), published, device="cpu",
+        precision=precision,  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert backend.name == f"onnx:CPUExecutionProvider{expected}"
+    backend.close()
+
+
+def test_int8_without_a_quantized_graph_is_an_error(registry: Registry, tmp_path: Path) -> None:
+    manifest, _ = publish_tiny(registry, "tiny", tmp_path, seed=0, size=SIZE)
+    folder = registry.version_dir("tiny", manifest.version)
+    assert load_backend(folder, manifest, device="cpu", precision="auto").name.endswith("Provider")
+    with pytest.raises(FileNotFoundError, match="no int8 graph"):
+        load_backend(folder, manifest, device="cpu", precision="int8")
