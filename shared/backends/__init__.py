@@ -45,7 +45,7 @@ def load_backend(
     prefer: BackendName = "auto",
     device: DeviceName = "auto",
     intra_op_threads: int = 0,
-    precision: Precision = "fp32",
+    precision: Precision = "auto",
 ) -> InferenceBackend:
     """Open the export in ``version_dir`` that ``prefer`` asks for (auto: ONNX first).
 

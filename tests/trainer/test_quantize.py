@@ -9,10 +9,11 @@ import numpy as np
 import onnx
 import pytest
 
-from services.trainer.publishing.bundle import fp16_weights, fp32_weights
+from services.trainer.publishing.bundle import bundle_version, fp16_weights, fp32_weights
 from services.trainer.publishing.quantize import Bound, quantize_onnx, quantize_version
 from shared.backends import load_backend
 from shared.backends.onnx import OnnxBackend
+from shared.bundled import MANIFEST_FILE, publish_bundled
 from shared.manifest import INT8_ONNX_FILE, ONNX_FILE, Quantized
 from shared.registry import Registry
 from tests.helpers import publish_tiny
@@ -117,3 +118,20 @@ def test_int8_without_a_quantized_graph_is_an_error(registry: Registry, tmp_path
     assert load_backend(folder, manifest, device="cpu", precision="auto").name.endswith("Provider")
     with pytest.raises(FileNotFoundError, match="no int8 graph"):
         load_backend(folder, manifest, device="cpu", precision="int8")
+
+
+def test_a_quantized_version_ships_and_publishes_with_its_int8_graph(
+    registry: Registry, fs2k: Path, tmp_path: Path
+) -> None:
+    publish_tiny(registry, "tiny", tmp_path, seed=0, size=SIZE)
+    quantize_version(registry, "tiny", fs2k, fid=False, bound=Bound(max_ssim_drop=1.0))
+    folder = bundle_version(registry, "tiny", out_root=tmp_path / "bundled")
+    assert {p.name for p in folder.iterdir()} == {ONNX_FILE, INT8_ONNX_FILE, MANIFEST_FILE}
+    fresh = Registry(tmp_path / "fresh")
+    (published,) = publish_bundled(fresh, root=tmp_path / "bundled")
+    assert set(published.files) == {ONNX_FILE, INT8_ONNX_FILE}
+    assert published.quantized is not None
+    assert published.quantized.accepted
+    backend = load_backend(fresh.version_dir("tiny", 1), published, device="cpu")
+    assert backend.name.endswith(":int8")  # "auto" (the default) serves the accepted int8
+    backend.close()
