@@ -79,15 +79,22 @@ def open_backend(
 
 # --- 1. backend.run throughput ---------------------------------------------------------------
 def time_run(
-    backend: InferenceBackend, batch: int, *, seconds: float, repeats: int, warmup: int = 3
+    backend: InferenceBackend,
+    batch: int,
+    *,
+    seconds: float,
+    repeats: int,
+    warmup: int = 3,
+    x: np.ndarray | None = None,
 ) -> list[float]:
-    """images/s of ``backend.run`` at ``batch``, one value per timed repeat.
+    """images/s of ``backend.run`` at ``batch`` (on ``x``, default: benchmark sketches), one
+    value per timed repeat.
 
     Runs in a thread of its own, as the worker's batcher thread does: on this machine
     TorchScript called from Python's main thread was up to 15x slower than from any other
     (OpenMP), which would measure something no worker does.
     """
-    x = sketch_batch(batch)  # (batch, 3, 128, 128)
+    x = sketch_batch(batch) if x is None else x  # (batch, 3, 128, 128)
     rates: list[float] = []
 
     def measure() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import baseline, engine, load, worker_footprint
+from benchmarks import baseline, engine, int8, load, worker_footprint
 from benchmarks.common import publish_untrained
 from shared.backends.fake import FakeBackend
 from shared.bundled import bundled_names
@@ -40,6 +40,18 @@ def test_engine_quick_prints_table_and_ratio_per_backend(
         assert re.search(rf"^\| {backend} threads=default \| 4 \| \d+\.\d \|", out, re.M)
         assert re.search(rf"^{RATIO} \({backend}", out, re.M)
     assert "- cores (os.cpu_count):" in out
+
+
+def test_int8_quick_times_both_graphs_of_every_quantized_bundled_model(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    names = [name for name, _ in int8.quantized_models()]
+    assert "sketch2photo" in names
+    assert int8.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    for name in names:  # | model | threads | batch | fp32 ms | int8 ms | speed-up |
+        assert re.search(rf"^\| {name} \| 1 \| 1 \| (\d+\.\d\d \| ){{2}}\d+\.\d\d \|$", out, re.M), out
+        assert re.search(rf"^\| {name} \| accepted \| SSIM drop <= ", out, re.M), out
 
 
 @pytest.mark.integration
