@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # its quality bound (Manifest.quantized.accepted), "int8" wherever there is one, "fp32"
     # never (shared/backends). GPU providers always run model.onnx.
     precision: Literal["auto", "fp32", "int8"] = "auto"
+    # ONNX Runtime's idle intra-op threads busy-wait (its default); off, they sleep and leave
+    # the CPU to the API and Redis (benchmarks/RESULTS.md §4 measures both)
+    onnx_spinning: bool = True
 
     # --- trainer -----------------------------------------------------------------------
     training_queue: str = "s2i.training"

@@ -75,10 +75,12 @@ def test_baseline_quick_measures_the_naive_app_and_the_stack_on_the_same_model(
     code = baseline.main(["--clients", "2", "--seconds", "1", "--rounds", "1", "--warmup", "0.5"])
     out = capsys.readouterr().out
     assert code == 0, out
-    for app in ("naive", "stack"):  # both answered, without errors, with a CPU figure
+    # the bundled sketch2photo ships an int8 copy: the naive app runs both graphs
+    for app in ("naive", "naive-int8", "stack"):  # all answered, no errors, a CPU figure
         row = rf"^\| 2 \| {app} \| \d+\.\d \| \d+ \| \d+ \| 0 \| \d+\.\d \|"
         assert re.search(row, out, re.M), out
-    assert re.search(r"^\| 2 \| naive \| .* \| 1\.00 \|$", out, re.M), out
+    ratios = re.findall(r"^\| 2 \| naive(?:-int8)? \| .* \| (\d\.\d\d) \|$", out, re.M)
+    assert sorted(ratios)[-1] == "1.00", out  # the faster naive app is the yardstick
 
 
 @pytest.mark.integration

@@ -100,6 +100,7 @@ class ModelPool:
             device=s.device,
             intra_op_threads=s.intra_op_threads,
             precision=s.precision,
+            spinning=s.onnx_spinning,
         )
 
     def load(self, name: str, version: int) -> LoadedModel:

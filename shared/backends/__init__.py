@@ -46,12 +46,14 @@ def load_backend(
     device: DeviceName = "auto",
     intra_op_threads: int = 0,
     precision: Precision = "auto",
+    spinning: bool = True,
 ) -> InferenceBackend:
     """Open the export in ``version_dir`` that ``prefer`` asks for (auto: ONNX first).
 
     precision: which ONNX file runs on CPU (``Settings.precision``): "fp32" model.onnx,
     "int8" the manifest's quantized copy (FileNotFoundError when there is none), "auto" that
     copy where ``manifest.quantized.accepted``. A GPU provider always runs model.onnx.
+    spinning: ONNX Runtime's intra-op threads busy-wait between ops (``OnnxBackend``).
     """
     order = ["onnx", "torchscript"] if prefer == "auto" else [prefer]
     errors: list[str] = []
@@ -63,7 +65,7 @@ def load_backend(
             int8 = _int8_file(version_dir, manifest, precision)
             if int8 is not None and not runs_on_gpu(device):
                 path = int8
-            return OnnxBackend(path, device=device, threads=intra_op_threads)
+            return OnnxBackend(path, device=device, threads=intra_op_threads, spinning=spinning)
         if kind == "torchscript" and (version_dir / TORCHSCRIPT_FILE).is_file():
             from shared.backends.torchscript import TorchScriptBackend
 

@@ -30,7 +30,12 @@ def runs_on_gpu(device: str) -> bool:
 
 
 class OnnxBackend:
-    def __init__(self, path: Path, *, device: str = "auto", threads: int = 0) -> None:
+    def __init__(
+        self, path: Path, *, device: str = "auto", threads: int = 0, spinning: bool = True
+    ) -> None:
+        """threads: intra-op threads (0: one per core); spinning: idle intra-op threads
+        busy-wait for the next op (ONNX Runtime's default: fastest on an idle machine, CPU
+        taken from the API and Redis on a small shared one)."""
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -38,6 +43,8 @@ class OnnxBackend:
         opts.log_severity_level = 3
         if threads:
             opts.intra_op_num_threads = threads
+        if not spinning:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = choose_providers(ort.get_available_providers(), device)
         self._session = ort.InferenceSession(str(path), opts, providers=providers)
         int8 = path.name == INT8_ONNX_FILE
