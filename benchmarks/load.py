@@ -170,6 +170,8 @@ def start_stack(mode: str, model_root: Path, var_dir: Path, args: argparse.Names
     }
     if args.worker_threads:
         env["S2I_INTRA_OP_THREADS"] = str(args.worker_threads)
+    if mode == "on" and args.queue_delay_ms is not None:
+        env["S2I_MAX_QUEUE_DELAY_MS"] = str(args.queue_delay_ms)
     if args.batch_sizes:  # the padding ladder; "all" pads nothing
         env["S2I_BATCH_SIZES"] = json.dumps(padding_ladder(args.batch_sizes))
     stack = LocalStack(var_dir=var_dir / mode, api_port=free_port(), env=env, bootstrap=False)
@@ -264,6 +266,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="",
         help="S2I_BATCH_SIZES, the sizes batches are padded to, e.g. 1,2,4,8,16 "
         "or 'all' (no padding); default: the worker's",
+    )
+    parser.add_argument(
+        "--queue-delay-ms",
+        type=float,
+        help="S2I_MAX_QUEUE_DELAY_MS with batching on (default 10)",
     )
     parser.add_argument("--ready-timeout", type=float, default=180.0)
     parser.add_argument(
