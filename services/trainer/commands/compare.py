@@ -118,6 +118,7 @@ def _configure_quantize(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, type=Path, help="its dataset (as for compare)")
     p.add_argument("--calibration", type=int, default=256, help="training inputs (default 256)")
     p.add_argument("--samples", type=int, help="held-out pairs to score (default: all)")
+    p.add_argument("--input-half", choices=["left", "right"], help="AB images (as for compare)")
     p.add_argument("--max-ssim-drop", type=float, help="default 0.01")
     p.add_argument("--max-fid-rise", type=float, help="relative; default 0.02 (2%%)")
     p.add_argument("--max-psnr-drop", type=float, help="dB; default 0.25")
@@ -139,6 +140,7 @@ def _quantize(args: argparse.Namespace) -> int:
     manifest = quantize_version(
         registry_of(args), args.model, args.data, version=args.version,
         calibration=args.calibration, samples=args.samples, bound=bound,
+        input_half=args.input_half,
     )  # fmt: skip
     assert manifest.quantized is not None
     q = manifest.quantized

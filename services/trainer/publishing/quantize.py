@@ -94,17 +94,20 @@ def quantize_onnx(source: Path, target: Path, calibration: Iterable[np.ndarray])
 
 
 def calibration_batches(
-    data: Path, manifest: Manifest, count: int, batch: int = 16
+    data: Path, manifest: Manifest, count: int, input_half: str | None = None, batch: int = 16
 ) -> list[np.ndarray]:
     """Up to ``count`` training inputs of the model, as the worker builds them, in batches."""
     spec = manifest.input
-    direction = "photo2sketch" if manifest.task == "photo2sketch" else "sketch2photo"
-    pairs = load_pairs(data, direction, count, split="train")
+    pairs = load_pairs(data, direction_of(manifest), count, input_half, split="train")
     inputs = []
     for pair in pairs:
         style = str(int(pair.attrs[STYLE]) + 1) if spec.condition else None
         inputs += model_inputs(pair.source, spec, style)  # (C, H, W) each
     return [np.stack(inputs[i : i + batch]) for i in range(0, len(inputs), batch)]
+
+
+def direction_of(manifest: Manifest) -> str:
+    return "photo2sketch" if manifest.task == "photo2sketch" else "sketch2photo"
 
 
 def quantize_version(
@@ -117,17 +120,18 @@ def quantize_version(
     samples: int | None = None,
     bound: Bound | None = None,
     fid: bool = True,
+    input_half: str | None = None,
 ) -> Manifest:
-    """Quantize, score and publish (see the module doc); returns the new version's manifest."""
+    """Quantize, score and publish (see the module doc); returns the new version's manifest.
+    ``input_half``: for side-by-side AB data, the half the model takes (as for compare)."""
     bound = bound or Bound()
     manifest = registry.manifest(name, version)
     if manifest.input.kind != "image":
         raise ValueError(f"{name}: only image-to-image models are quantized (input is noise)")
     source_dir = registry.version_dir(name, manifest.version)
-    direction = "photo2sketch" if manifest.task == "photo2sketch" else "sketch2photo"
     with tempfile.TemporaryDirectory() as tmp:
         int8_file = Path(tmp) / INT8_ONNX_FILE
-        batches = calibration_batches(data, manifest, calibration)
+        batches = calibration_batches(data, manifest, calibration, input_half)
         quantize_onnx(source_dir / ONNX_FILE, int8_file, batches)
         # score both graphs side by side: a scratch registry holds the candidate version
         scratch = Registry(Path(tmp) / "models")
@@ -138,8 +142,9 @@ def quantize_version(
         scratch.publish(candidate, files)
         ref = f"{name}@1"
         scores = compare(
-            data, direction, [ref, f"{ref}:int8"], samples=samples, registry=scratch, fid=fid
-        )
+            data, direction_of(manifest), [ref, f"{ref}:int8"], samples=samples,
+            registry=scratch, fid=fid, input_half=input_half,
+        )  # fmt: skip
         fp32_metrics, int8_metrics = scores[ref], scores[f"{ref}:int8"]
         quantized = Quantized(
             method=METHOD,
