@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from services.trainer.commands import main
 from shared.registry import Registry
-from tests.trainer.tiny_runs import one_thread
+from tests.trainer.tiny_runs import one_thread, run_cli
 
 TINY = [
     "--set",
@@ -35,16 +32,6 @@ TINY = [
     "options.ndf=4",
 ]
 MODEL = "sketch2photo-pix2pix"
-
-
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            code = main(list(argv))
-        except SystemExit as exc:  # argparse's usage errors
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

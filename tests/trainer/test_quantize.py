@@ -3,6 +3,7 @@ where it keeps its quality (``S2I_PRECISION``)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from shared.bundled import MANIFEST_FILE, publish_bundled
 from shared.manifest import INT8_ONNX_FILE, ONNX_FILE, Quantized
 from shared.registry import Registry
 from tests.helpers import publish_tiny
+from tests.trainer.tiny_runs import run_cli
 
 SIZE = 16
 
@@ -135,3 +137,18 @@ def test_a_quantized_version_ships_and_publishes_with_its_int8_graph(
     backend = load_backend(fresh.version_dir("tiny", 1), published, device="cpu")
     assert backend.name.endswith(":int8")  # "auto" (the default) serves the accepted int8
     backend.close()
+
+
+def test_the_quantize_command_reports_its_verdict_and_both_scores(
+    registry: Registry, fs2k: Path, tmp_path: Path
+) -> None:
+    publish_tiny(registry, "tiny", tmp_path, seed=0, size=SIZE)
+    args = ["--model-root", str(registry.root), "quantize", "--model", "tiny", "--data", str(fs2k)]
+    code, out, err = run_cli(*args, "--no-fid", "--max-ssim-drop", "-1")
+    assert code == 0, err
+    assert out.startswith("tiny v2: int8 not accepted (served in fp32); SSIM drop <= -1,")
+    assert re.search(r"^\| fp32 \|", out, re.M)
+    assert re.search(r"^\| int8 \|", out, re.M)
+    code, _, err = run_cli("--model-root", str(registry.root), "quantize", "--model", "nope",
+                           "--data", str(fs2k), "--no-fid")  # fmt: skip
+    assert code != 0

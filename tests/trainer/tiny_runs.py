@@ -6,15 +6,17 @@ shares two busy cores; more threads only contend) and subprocesses get OMP_NUM_T
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from services.trainer.commands import main
 from services.trainer.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,3 +73,14 @@ def python() -> str:
 def load_state(path: Path) -> dict[str, Any]:
     state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
     return state
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    """``python -m services.trainer *argv`` in this process: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:  # argparse's usage errors
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()

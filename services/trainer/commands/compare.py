@@ -119,6 +119,9 @@ def _configure_quantize(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", type=int, default=256, help="training inputs (default 256)")
     p.add_argument("--samples", type=int, help="held-out pairs to score (default: all)")
     p.add_argument("--input-half", choices=["left", "right"], help="AB images (as for compare)")
+    p.add_argument(
+        "--no-fid", action="store_true", help="score without FID (quicker; no FID bound)"
+    )
     p.add_argument("--max-ssim-drop", type=float, help="default 0.01")
     p.add_argument("--max-fid-rise", type=float, help="relative; default 0.02 (2%%)")
     p.add_argument("--max-psnr-drop", type=float, help="dB; default 0.25")
@@ -140,7 +143,7 @@ def _quantize(args: argparse.Namespace) -> int:
     manifest = quantize_version(
         registry_of(args), args.model, args.data, version=args.version,
         calibration=args.calibration, samples=args.samples, bound=bound,
-        input_half=args.input_half,
+        input_half=args.input_half, fid=not args.no_fid,
     )  # fmt: skip
     assert manifest.quantized is not None
     q = manifest.quantized
