@@ -78,7 +78,7 @@ def merge(results: list[LoadResult]) -> LoadResult:
 
 
 def run(args: argparse.Namespace, var: Path) -> list[list[object]]:
-    env = {"S2I_LOG_LEVEL": "WARNING", **dict(kv.split("=", 1) for kv in args.stack_env)}
+    env = {"S2I_LOG_LEVEL": "WARNING", **args.stack_env}
     stack = LocalStack(var_dir=var, api_port=free_port(), trainer=False, env=env)
     naive: dict[str, subprocess.Popen[bytes]] = {}
     try:
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace, var: Path) -> list[list[object]]:
         version = registry.version_dir(MODEL, current)
         targets = [t for t in TARGETS if t != "naive-int8" or registry.manifest(MODEL).quantized]
         urls, pids = {"stack": stack.base_url}, {}
-        for target in targets[:-1]:
+        for target in (t for t in targets if t != "stack"):
             port = free_port()
             precision = "int8" if target == "naive-int8" else "fp32"
             log_path = var / "logs" / f"{target}.log"
@@ -124,6 +124,14 @@ def run(args: argparse.Namespace, var: Path) -> list[list[object]]:
         stack.stop()
 
 
+def setting(text: str) -> tuple[str, str]:
+    """``S2I_X=VALUE`` -> (name, value)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("S2I_"):
+        raise argparse.ArgumentTypeError(f"expected S2I_NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.baseline",
@@ -138,10 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         "--stack-env",
         action="append",
         default=[],
+        type=setting,
         metavar="S2I_X=VALUE",
         help="a setting for the stack's processes, e.g. S2I_PRECISION=fp32; repeat",
     )
     args = parser.parse_args(argv)
+    args.stack_env = dict(args.stack_env)
     logging.basicConfig(level=logging.WARNING)
     print_machine(machine_info())
     with tempfile.TemporaryDirectory() as tmp:

@@ -21,6 +21,8 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 
 Task = Literal["sketch2photo", "photo2sketch", "generate"]
+# which ONNX graph runs on CPU (Settings.precision, shared.backends.load_backend)
+Precision = Literal["auto", "fp32", "int8"]
 
 
 class TensorSpec(BaseModel):
@@ -66,7 +68,8 @@ class TensorSpec(BaseModel):
 
 
 class Quantized(BaseModel):
-    """An int8 copy of the ONNX graph beside it (``services/trainer/publishing/quantize.py``).
+    """``INT8_ONNX_FILE``, an int8 copy of the ONNX graph beside it
+    (``services/trainer/publishing/quantize.py``).
 
     ``metrics`` are the int8 graph's on the same held-out set as ``fp32_metrics`` (those of
     ``model.onnx``, measured in the same run); ``accepted``: its quality loss stayed within
@@ -75,7 +78,6 @@ class Quantized(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    file: str = INT8_ONNX_FILE
     method: str  # e.g. "static QDQ, int8 per-channel weights, uint8 activations"
     calibration: str  # the inputs the activation ranges came from, e.g. "fs2k train, 256"
     metrics: dict[str, float] = Field(default_factory=dict)

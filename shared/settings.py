@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.manifest import Precision
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="S2I_", env_file=None, extra="ignore")
@@ -73,9 +75,9 @@ class Settings(BaseSettings):
     # ONNX graphs on CPU: "auto" runs a version's int8 copy where its manifest says it passed
     # its quality bound (Manifest.quantized.accepted), "int8" wherever there is one, "fp32"
     # never (shared/backends). GPU providers always run model.onnx.
-    precision: Literal["auto", "fp32", "int8"] = "auto"
+    precision: Precision = "auto"
     # ONNX Runtime's idle intra-op threads busy-wait (its default); off, they sleep and leave
-    # the CPU to the API and Redis (benchmarks/RESULTS.md §4 measures both)
+    # the CPU to the API and Redis (benchmarks/RESULTS.md §6 measures both)
     onnx_spinning: bool = True
 
     # --- trainer -----------------------------------------------------------------------

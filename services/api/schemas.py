@@ -9,7 +9,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from services.api.problem_kinds import TYPE_PREFIX, kinds_markdown
 from shared.errors import ErrorKind
 from shared.jobs import JobRecord, JobState, OutputFormat, OutputSize
-from shared.manifest import MODEL_NAME, MODEL_NAME_PATTERN, Task
+from shared.manifest import MODEL_NAME, MODEL_NAME_PATTERN, Quantized, Task
 
 
 def _form_int(value: Any) -> Any:
@@ -204,7 +204,12 @@ class ModelInfo(BaseModel):
     metrics: dict[str, float]
     available_versions: list[int] = Field(default_factory=list)
     workers: int = 0
-    backend: str | None = None
+    backend: str | None = None  # e.g. "onnx:CPUExecutionProvider:int8"
+    quantized: Quantized | None = Field(
+        default=None,
+        description="Where the version ships an int8 graph: its held-out metrics beside fp32's "
+        "and whether it is served on CPU (`accepted`)",
+    )
 
 
 class ModelList(BaseModel):

@@ -12,16 +12,19 @@ The worker never imports training code: it only needs a version folder and its m
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from shared.manifest import ONNX_FILE, TORCHSCRIPT_FILE, Manifest
+from shared.manifest import INT8_ONNX_FILE, ONNX_FILE, TORCHSCRIPT_FILE, Manifest, Precision
+
+log = logging.getLogger(__name__)
 
 BackendName = Literal["auto", "onnx", "torchscript"]
 DeviceName = Literal["auto", "cpu", "cuda"]
-Precision = Literal["auto", "fp32", "int8"]
+__all__ = ["BackendName", "DeviceName", "InferenceBackend", "Precision", "load_backend"]
 
 
 @runtime_checkable
@@ -51,8 +54,9 @@ def load_backend(
     """Open the export in ``version_dir`` that ``prefer`` asks for (auto: ONNX first).
 
     precision: which ONNX file runs on CPU (``Settings.precision``): "fp32" model.onnx,
-    "int8" the manifest's quantized copy (FileNotFoundError when there is none), "auto" that
-    copy where ``manifest.quantized.accepted``. A GPU provider always runs model.onnx.
+    "int8" the version's int8 copy wherever it has one, "auto" that copy only where
+    ``manifest.quantized.accepted``; model.onnx otherwise (with a warning where int8 was
+    wanted). A GPU provider always runs model.onnx.
     spinning: ONNX Runtime's intra-op threads busy-wait between ops (``OnnxBackend``).
     """
     order = ["onnx", "torchscript"] if prefer == "auto" else [prefer]
@@ -62,9 +66,8 @@ def load_backend(
             from shared.backends.onnx import OnnxBackend, runs_on_gpu
 
             path = version_dir / ONNX_FILE
-            int8 = _int8_file(version_dir, manifest, precision)
-            if int8 is not None and not runs_on_gpu(device):
-                path = int8
+            if precision != "fp32" and not runs_on_gpu(device):
+                path = _int8_file(version_dir, manifest, precision) or path
             return OnnxBackend(path, device=device, threads=intra_op_threads, spinning=spinning)
         if kind == "torchscript" and (version_dir / TORCHSCRIPT_FILE).is_file():
             from shared.backends.torchscript import TorchScriptBackend
@@ -77,11 +80,17 @@ def load_backend(
 
 
 def _int8_file(version_dir: Path, manifest: Manifest, precision: Precision) -> Path | None:
-    """The int8 graph ``precision`` asks for, or None for model.onnx."""
+    """The version's int8 graph if ``precision`` wants it and it is there, else None."""
     quantized = manifest.quantized
-    if precision == "fp32" or (precision == "auto" and not (quantized and quantized.accepted)):
+    if quantized is None or (precision == "auto" and not quantized.accepted):
+        if precision == "int8":
+            log.warning("%s v%d has no int8 graph; running model.onnx", manifest.name,
+                        manifest.version)  # fmt: skip
         return None
-    path = version_dir / quantized.file if quantized is not None else None
-    if path is None or not path.is_file():
-        raise FileNotFoundError(f"{manifest.name} v{manifest.version}: no int8 graph")
+    path = version_dir / INT8_ONNX_FILE
+    # a registry version lists (and has verified) every file it holds
+    if not path.is_file() or (manifest.files and INT8_ONNX_FILE not in manifest.files):
+        log.warning("%s v%d: its manifest names an int8 graph that is not there; running "
+                    "model.onnx", manifest.name, manifest.version)  # fmt: skip
+        return None
     return path

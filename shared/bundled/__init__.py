@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from shared.manifest import ONNX_FILE, Manifest
+from shared.manifest import INT8_ONNX_FILE, ONNX_FILE, Manifest
 from shared.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,6 @@ def publish_bundled(
         manifest = Manifest.model_validate(json.loads((folder / MANIFEST_FILE).read_text()))
         files = {ONNX_FILE: folder / ONNX_FILE}
         if manifest.quantized is not None:  # the int8 copy beside it (bundle --quantized)
-            files[manifest.quantized.file] = folder / manifest.quantized.file
+            files[INT8_ONNX_FILE] = folder / INT8_ONNX_FILE
         published.append(registry.publish(manifest, files))
     return published

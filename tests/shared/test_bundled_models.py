@@ -26,7 +26,7 @@ from tests.bundled_inputs import DATA, generate_requests, translate_inputs
 
 REFERENCES = DATA / "bundled_reference"
 REPO = Path(__file__).parents[2]
-WEIGHT_SUFFIXES = {".onnx", ".safetensors", ".pt", ".ts", ".pth"}
+WEIGHT_SUFFIXES = {".onnx", ".safetensors", ".pt", ".ts", ".pth", ".data"}  # .data: ONNX external
 WEIGHT_BUDGET_BYTES = 100 * 1024 * 1024
 UPDATE = os.environ.get("S2I_UPDATE_REFERENCES") == "1"
 

@@ -100,7 +100,7 @@ class MeanColour(torch.nn.Module):
 
 
 def test_perceptual_term_joins_the_generator_loss(tmp_path: Path) -> None:
-    """λ_perceptual · L1(φ(fake_B), φ(real_B)) is added to G's loss and moves netG."""
+    """λ_perceptual · L1(φ(fake_B), φ(real_B)) joins G's loss, as its own term."""
     config = tiny_config(tmp_path, options={"ngf": 4, "ndf": 4, "lambda_perceptual": 5.0})
     recipe = Pix2PixRecipe(config, torch.device("cpu"))
     recipe.perceptual = PerceptualLoss(MeanColour())

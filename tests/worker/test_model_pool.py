@@ -15,7 +15,7 @@ from services.worker.batcher import BatcherClosed, BatchResult, BatchStats
 from services.worker.model_pool import ModelPool, ReloadEvent
 from shared.backends import InferenceBackend
 from shared.backends.fake import FakeBackend
-from shared.manifest import Manifest
+from shared.manifest import INT8_ONNX_FILE, ONNX_FILE, Manifest, Quantized
 from shared.registry import Registry, RegistryError
 from shared.settings import Settings
 from tests.helpers import TinyConv, make_manifest, publish_tiny, wait_until, write_files
@@ -432,3 +432,26 @@ def test_refused_versions_are_listed_apart_from_the_available_ones(
     assert info.available_versions == [1]
     assert list(info.refused_versions) == ["2"]
     assert info.refused_versions["2"].startswith("canary")
+
+
+@pytest.mark.parametrize(("precision", "suffix"), [("auto", ":int8"), ("fp32", "")])
+def test_the_pool_serves_the_graph_its_precision_setting_picks(
+    registry: Registry, settings: Settings, tmp_path: Path, precision: str, suffix: str
+) -> None:
+    from services.trainer.publishing.quantize import quantize_onnx
+
+    manifest, net = publish_tiny(registry, NAME, tmp_path, seed=1)
+    folder = registry.version_dir(NAME, manifest.version)
+    calibration = [np.stack([_rand_x(), _x(0.2)])]
+    quantize_onnx(folder / ONNX_FILE, tmp_path / INT8_ONNX_FILE, calibration)
+    quantized = Quantized(method="test", calibration="test", accepted=True)
+    files = {ONNX_FILE: folder / ONNX_FILE, INT8_ONNX_FILE: tmp_path / INT8_ONNX_FILE}
+    registry.publish(manifest.model_copy(update={"quantized": quantized}), files)
+    pool = ModelPool(registry, settings.model_copy(update={"precision": precision}))
+    try:
+        pool.start()
+        assert pool.served_models()[NAME].backend == f"onnx:CPUExecutionProvider{suffix}"
+        x = _rand_x()
+        np.testing.assert_allclose(_run(pool, x).output, _eager(net, x), atol=0.05)
+    finally:
+        pool.close()

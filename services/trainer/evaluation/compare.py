@@ -69,6 +69,11 @@ class Pair:
     target: Tensor  # (3, S, S) in [-1, 1], the real output at COMPARE_SIZE
     attrs: Tensor  # (7,) long, FS2K attributes
 
+    @property
+    def style(self) -> str:
+        """The FS2K drawing style of the pair's sketch ("1" to "3"), a request's ``style``."""
+        return str(int(self.attrs[STYLE]) + 1)
+
 
 def load_pairs(
     data: Path,
@@ -119,6 +124,8 @@ def open_model(model: str, registry: Registry) -> tuple[TensorSpec, InferenceBac
         raise ValueError(f"{model}: precision must be fp32 or int8, not {precision!r}")
     name, _, version = ref.partition("@")
     manifest = registry.manifest(name, int(version) if version else None)
+    if precision == "int8" and manifest.quantized is None:
+        raise ValueError(f"{model}: {name} v{manifest.version} has no int8 graph (quantize)")
     backend = load_backend(
         registry.version_dir(name, manifest.version), manifest, prefer="onnx", device="cpu",
         precision="int8" if precision == "int8" else "fp32",
@@ -140,7 +147,7 @@ def _translated(
     outputs of pair i, from ``noise_vectors(seeds[i], k)`` (None: one each, z = 0)."""
     sizes, inputs = [], []
     for i, p in enumerate(chunk):
-        style = str(int(p.attrs[STYLE]) + 1) if spec.condition else None
+        style = p.style if spec.condition else None
         noises = None if seeds is None else noise_vectors(seeds[i], variants, spec.noise_dim)
         xs = model_inputs(p.source, spec, style, noises)  # k x (C, H, W)
         inputs += xs

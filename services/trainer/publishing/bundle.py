@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from shared.backends.onnx import OnnxBackend
 from shared.bundled import BUNDLED_ROOT, MANIFEST_FILE, ONNX_FILE
-from shared.manifest import Manifest
+from shared.manifest import INT8_ONNX_FILE, Manifest
 from shared.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -73,13 +74,24 @@ def fp32_weights(model: onnx.ModelProto) -> onnx.ModelProto:
             continue
         full = numpy_helper.to_array(source).astype(np.float32)
         graph.initializer.append(numpy_helper.from_array(full, node.output[0]))
-    used = {name for node in kept for name in node.input}
+    used = _names_used(kept) | {o.name for o in graph.output}
     for name, init in halves.items():
         if name not in used:
             graph.initializer.remove(init)
     del graph.node[:]
     graph.node.extend(kept)
     return model
+
+
+def _names_used(nodes: Iterable[onnx.NodeProto]) -> set[str]:
+    """Every input name of ``nodes`` and of the nodes of their subgraphs (If, Loop, Scan)."""
+    names: set[str] = set()
+    for node in nodes:
+        names.update(node.input)
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                names |= _names_used(sub.node) | {o.name for o in sub.output}
+    return names
 
 
 def check_parity(original: Path, converted: Path, input_shape: tuple[int, ...]) -> float:
@@ -150,8 +162,7 @@ def _write_bundle(
         data["metrics"] = {k: float(v) for k, v in evaluation.items()}
     data["metrics"].setdefault("fp16_max_abs_diff", diff)  # kept when re-bundling a bundle
     if manifest.quantized is not None:  # the int8 copy ships as it is (already small)
-        int8 = manifest.quantized.file
-        shutil.copyfile(source.parent / int8, out / int8)
+        shutil.copyfile(source.parent / INT8_ONNX_FILE, out / INT8_ONNX_FILE)
     (out / MANIFEST_FILE).write_text(json.dumps(data, indent=2) + "\n")
     if checkpoint is not None:
         from services.trainer.engine.checkpoint import load_checkpoint

@@ -8,7 +8,8 @@
    prepares requests (``shared.model_input``; the dataset's *train* split, never scored on).
 2. Both graphs are scored on the same held-out pairs by ``compare`` (FID, SSIM, PSNR, FSIM, …,
    and ONNX Runtime's ms per image on this CPU).
-3. A new version is published with both files and ``Manifest.quantized``: the two sets of
+3. A new version is published with the source version's files, the int8 copy and
+   ``Manifest.quantized``: the two sets of
    metrics and whether int8 stayed within the bound (SSIM drop ≤ ``max_ssim_drop``, FID rise
    ≤ ``max_fid_rise`` relative, PSNR drop ≤ ``max_psnr_drop`` dB). Workers hot-reload it;
    with ``S2I_PRECISION=auto`` (the default) they run the int8 graph on CPU only if accepted.
@@ -23,12 +24,13 @@ import logging
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-from services.trainer.evaluation.compare import STYLE, compare, load_pairs
+from services.trainer.evaluation.compare import compare, load_pairs
 from services.trainer.publishing.bundle import fp32_weights
 from shared.manifest import INPUT_NAME, INT8_ONNX_FILE, ONNX_FILE, Manifest, Quantized
 from shared.model_input import model_inputs
@@ -47,20 +49,26 @@ class Bound:
     max_fid_rise: float = 0.02  # relative: 0.02 = FID up by at most 2%
     max_psnr_drop: float = 0.25  # dB
 
-    def __str__(self) -> str:
-        return (
-            f"SSIM drop <= {self.max_ssim_drop:g}, FID rise <= {self.max_fid_rise:.0%}, "
-            f"PSNR drop <= {self.max_psnr_drop:g} dB"
-        )
+    def limits(self) -> dict[str, str]:
+        return {
+            "ssim": f"SSIM drop <= {self.max_ssim_drop:g}",
+            "fid": f"FID rise <= {self.max_fid_rise:.0%}",
+            "psnr": f"PSNR drop <= {self.max_psnr_drop:g} dB",
+        }
+
+    def text(self, fp32: dict[str, float], int8: dict[str, float]) -> str:
+        """The limits that apply to these two sets of metrics (FID only where measured)."""
+        return ", ".join(t for k, t in self.limits().items() if k in fp32 and k in int8)
 
     def holds(self, fp32: dict[str, float], int8: dict[str, float]) -> bool:
-        """Every metric both runs measured stays within its bound."""
-        checks = [
-            ("ssim", lambda a, b: a - b <= self.max_ssim_drop),
-            ("psnr", lambda a, b: a - b <= self.max_psnr_drop),
-            ("fid", lambda a, b: b <= a * (1 + self.max_fid_rise)),
-        ]
-        return all(ok(fp32[k], int8[k]) for k, ok in checks if k in fp32 and k in int8)
+        """SSIM was measured for both, and every metric both have stays within its limit."""
+        checks = {
+            "ssim": lambda a, b: a - b <= self.max_ssim_drop,
+            "psnr": lambda a, b: a - b <= self.max_psnr_drop,
+            "fid": lambda a, b: b <= a * (1 + self.max_fid_rise),
+        }
+        measured = [k for k in checks if k in fp32 and k in int8]
+        return "ssim" in measured and all(checks[k](fp32[k], int8[k]) for k in measured)
 
 
 class _Inputs:
@@ -101,8 +109,7 @@ def calibration_batches(
     pairs = load_pairs(data, direction_of(manifest), count, input_half, split="train")
     inputs = []
     for pair in pairs:
-        style = str(int(pair.attrs[STYLE]) + 1) if spec.condition else None
-        inputs += model_inputs(pair.source, spec, style)  # (C, H, W) each
+        inputs += model_inputs(pair.source, spec, pair.style if spec.condition else None)
     return [np.stack(inputs[i : i + batch]) for i in range(0, len(inputs), batch)]
 
 
@@ -126,8 +133,9 @@ def quantize_version(
     ``input_half``: for side-by-side AB data, the half the model takes (as for compare)."""
     bound = bound or Bound()
     manifest = registry.manifest(name, version)
-    if manifest.input.kind != "image":
-        raise ValueError(f"{name}: only image-to-image models are quantized (input is noise)")
+    if manifest.input.kind != "image" or manifest.input.noise_dim:
+        # a noise plane would be calibrated at z = 0 only, and variations are not scored
+        raise ValueError(f"{name}: only image-to-image models without noise are quantized")
     source_dir = registry.version_dir(name, manifest.version)
     with tempfile.TemporaryDirectory() as tmp:
         int8_file = Path(tmp) / INT8_ONNX_FILE
@@ -138,7 +146,8 @@ def quantize_version(
         candidate = manifest.model_copy(
             update={"quantized": Quantized(method=METHOD, calibration="")}
         )
-        files = {ONNX_FILE: source_dir / ONNX_FILE, INT8_ONNX_FILE: int8_file}
+        files = {f: source_dir / f for f in manifest.files if f != INT8_ONNX_FILE}
+        files[INT8_ONNX_FILE] = int8_file
         scratch.publish(candidate, files)
         ref = f"{name}@1"
         scores = compare(
@@ -151,16 +160,20 @@ def quantize_version(
             calibration=f"{data.name} train, {sum(len(b) for b in batches)} inputs",
             metrics=int8_metrics,
             fp32_metrics=fp32_metrics,
-            bound=str(bound),
+            bound=bound.text(fp32_metrics, int8_metrics),
             accepted=bound.holds(fp32_metrics, int8_metrics),
         )
         log.info(
             "%s: int8 %s the bound (%s): fp32 %s, int8 %s",
             name,
             "within" if quantized.accepted else "OUTSIDE",
-            bound,
+            quantized.bound,
             fp32_metrics,
             int8_metrics,
         )
-        update = {"quantized": quantized, "parent_version": manifest.version}
+        update = {
+            "quantized": quantized,
+            "parent_version": manifest.version,
+            "created_at": datetime.now(UTC).isoformat(),
+        }
         return registry.publish(manifest.model_copy(update=update), files)

@@ -28,8 +28,9 @@ defaults stay the paper's recipe; ``configs/`` holds the shipped face recipes):
 - ``diffaugment``: the same differentiable augmentation on D's real and fake pairs, in the D
   and the G step (``recipes.diffaugment``);
 - ``ema_beta``: an EMA copy of netG ("netG_ema") is what is evaluated and exported;
-- ``lambda_perceptual``: + λ · L1 between early Inception features of fake_B and real_B
-  (``recipes.perceptual``; pix2pixHD's VGG loss with the one network the project ships);
+- ``lambda_perceptual``: + λ · the distance (``perceptual_distance``, L1 by default) between
+  Inception features (``perceptual_layers``) of fake_B and real_B (``recipes.perceptual``;
+  pix2pixHD's VGG loss, with the one pretrained network the project ships);
 - ``condition="style"``: FS2K's drawing style (1-3) as one-hot planes after the RGB input of
   G and D; the exported input has 3 + 3 channels and its manifest names the condition.
 """
