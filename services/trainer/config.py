@@ -15,6 +15,8 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.manifest import MODEL_NAME_PATTERN
+
 # dataset layouts (services.trainer.data.open_dataset); "auto": detected from the folder
 Layout = Literal[
     "auto", "fs2k", "paired-folders", "unpaired", "aligned", "class-folders", "synthetic"
@@ -60,7 +62,8 @@ class TrainConfig(BaseModel):
     publish: Literal["if-better", "always", "never"] = "if-better"
     publish_metric: str | None = None  # None: the recipe's default (lower is better unless
     #                                   listed in HIGHER_IS_BETTER)
-    model_name: str | None = None  # None: the recipe's default (cyclegan: two models)
+    # None: the recipe's default (cyclegan: two models); checked here, not after training
+    model_name: str | None = Field(default=None, pattern=MODEL_NAME_PATTERN)
     run_dir: Path | None = None  # None: <S2I_RUN_ROOT>/<recipe>-<timestamp>
     options: dict[str, Any] = Field(default_factory=dict)
 

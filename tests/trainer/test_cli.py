@@ -99,6 +99,11 @@ def test_wrong_layout_names_what_was_expected_and_found(tmp_path: Path) -> None:
             "batch_size",
         ),
         (["--recipe", "pix2pix"], "data"),
+        # refused before training, not at publish an hour later
+        (
+            ["--recipe", "pix2pix", "--data", "synthetic://4", "--set", "model_name=p2s-D"],
+            "model_name",
+        ),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(tmp_path: Path, args: list[str], message: str) -> None:
