@@ -156,6 +156,9 @@ def test_publish_moves_current_when_not_worse_and_with_force(
     assert code == 0
     assert same["served"] is True
     assert registry.current(MODEL) == same["version"] == before + 1
+    compute = registry.manifest(MODEL).compute  # the run's cost, as training published it
+    assert compute["steps"] == 3
+    assert compute["images_seen"] == 3 * 4  # batch_size 4
     code, out, _ = run_cli(
         "--model-root", str(models), "publish", "--checkpoint", checkpoint, "--force"
     )

@@ -288,6 +288,7 @@ def _publish(args: argparse.Namespace) -> int:
         policy="always" if args.force else "if-better",
         metric=config.publish_metric or recipe.default_publish_metric,
         dataset=str(config.data),
+        compute=dict(state.get("compute", {}).get("totals", {})),  # as the run would have
     )
     sys.stdout.write(json.dumps([p.model_dump() for p in published], indent=2) + "\n")
     return 0
