@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         type=setting,
         metavar="S2I_X=VALUE",
-        help="a setting for the stack's processes, e.g. S2I_PRECISION=fp32; repeat",
+        help="a setting for the stack's processes, e.g. S2I_ONNX_SPINNING=true; repeat",
     )
     args = parser.parse_args(argv)
     args.stack_env = dict(args.stack_env)

@@ -76,9 +76,10 @@ class Settings(BaseSettings):
     # its quality bound (Manifest.quantized.accepted), "int8" wherever there is one, "fp32"
     # never (shared/backends). GPU providers always run model.onnx.
     precision: Precision = "auto"
-    # ONNX Runtime's idle intra-op threads busy-wait (its default); off, they sleep and leave
-    # the CPU to the API and Redis (benchmarks/RESULTS.md §6 measures both)
-    onnx_spinning: bool = True
+    # ONNX Runtime's idle intra-op threads busy-wait between ops (its own default). Off here:
+    # they sleep and leave the CPU to the API and Redis; on 2 cores that served 27-30% more
+    # requests at 28-43% less CPU each (benchmarks/RESULTS.md §6). On for a dedicated GPU box.
+    onnx_spinning: bool = False
 
     # --- trainer -----------------------------------------------------------------------
     training_queue: str = "s2i.training"
