@@ -9,10 +9,10 @@
 2. Both graphs are scored on the same held-out pairs by ``compare`` (FID, SSIM, PSNR, FSIM, …,
    and ONNX Runtime's ms per image on this CPU).
 3. A new version is published with the source version's files, the int8 copy and
-   ``Manifest.quantized``: the two sets of
-   metrics and whether int8 stayed within the bound (SSIM drop ≤ ``max_ssim_drop``, FID rise
-   ≤ ``max_fid_rise`` relative, PSNR drop ≤ ``max_psnr_drop`` dB). Workers hot-reload it;
-   with ``S2I_PRECISION=auto`` (the default) they run the int8 graph on CPU only if accepted.
+   ``Manifest.quantized``: the two sets of metrics and whether int8 stayed within the bound
+   (SSIM drop ≤ ``max_ssim_drop``, FID rise ≤ ``max_fid_rise`` relative, PSNR drop ≤
+   ``max_psnr_drop`` dB; SSIM must have been measured). Workers hot-reload it; with
+   ``S2I_PRECISION=auto`` (the default) they run the int8 graph on CPU only if accepted.
 
 The quantizer lives in ``onnxruntime.quantization`` (part of the onnxruntime wheel the worker
 already has); nothing here is needed to serve the result.
