@@ -103,7 +103,7 @@ def test_perceptual_term_joins_the_generator_loss(tmp_path: Path) -> None:
     """λ_perceptual · L1(φ(fake_B), φ(real_B)) joins G's loss, as its own term."""
     config = tiny_config(tmp_path, options={"ngf": 4, "ndf": 4, "lambda_perceptual": 5.0})
     recipe = Pix2PixRecipe(config, torch.device("cpu"))
-    recipe.perceptual = PerceptualLoss(MeanColour())
+    recipe.perceptual.loss = PerceptualLoss(MeanColour())
     batch = {"A": torch.zeros(2, 3, 32, 32), "B": torch.full((2, 3, 32, 32), 0.8)}
     amp = RecordingAmp()
     losses = recipe.train_step(batch, amp)

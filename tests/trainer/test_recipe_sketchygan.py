@@ -201,7 +201,7 @@ def test_perceptual_loss_with_an_injected_extractor() -> None:
     recipe = make_recipe(lambda_perceptual=3.0)
     extractor = TinyFeatures()
     e0 = params(extractor)
-    recipe.perceptual = PerceptualLoss(extractor)
+    recipe.perceptual.loss = PerceptualLoss(extractor)
     losses = recipe.train_step(pairs(), FP32)
     assert losses["loss_G_perceptual"] > 0
     assert not changed(extractor, e0)

@@ -201,3 +201,23 @@ def load_perceptual_loss(options: PerceptualOptions, owner: str) -> PerceptualLo
         log.warning("%s: perceptual loss disabled: %s", owner, e)
         return None
     return PerceptualLoss(extractor, options.perceptual_distance)
+
+
+class LazyPerceptualLoss:
+    """The perceptual loss a recipe's options ask for, its Inception loaded on first use
+    (once: None ever after when the default network is absent). Tests set ``loss``."""
+
+    def __init__(self, options: PerceptualOptions, owner: str) -> None:
+        self.options = options
+        self.owner = owner  # the recipe's name, for the warning
+        self.loss: PerceptualLoss | None = None
+        self._loaded = False
+
+    def get(self, device: torch.device) -> PerceptualLoss | None:
+        """The loss module on ``device``, or None when λ is 0 or no Inception is there."""
+        if self.options.lambda_perceptual <= 0:
+            return None
+        if self.loss is None and not self._loaded:
+            self._loaded = True
+            self.loss = load_perceptual_loss(self.options, self.owner)
+        return None if self.loss is None else self.loss.to(device)

@@ -56,11 +56,7 @@ from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, r
 from services.trainer.recipes.diffaugment import diff_augment, parse_policy
 from services.trainer.recipes.ema import ema_copy, ema_update
 from services.trainer.recipes.losses import gan_loss
-from services.trainer.recipes.perceptual import (
-    PerceptualLoss,
-    PerceptualOptions,
-    load_perceptual_loss,
-)
+from services.trainer.recipes.perceptual import LazyPerceptualLoss, PerceptualOptions
 from shared.manifest import TensorSpec
 
 MAX_NUM_DOWNS = 8
@@ -171,17 +167,7 @@ class Pix2PixRecipe(Recipe):
         if opts.ema_beta > 0:
             self.nets["netG_ema"] = ema_copy(self.nets["netG"])
         self.g_steps = 0
-        self.perceptual: PerceptualLoss | None = None  # built on first use; tests inject one
-        self._perceptual_loaded = False
-
-    def perceptual_loss(self) -> PerceptualLoss | None:
-        """The perceptual loss module, loading the Inception once (None: off or absent)."""
-        if self.options.lambda_perceptual <= 0:
-            return None
-        if self.perceptual is None and not self._perceptual_loaded:
-            self._perceptual_loaded = True
-            self.perceptual = load_perceptual_loss(self.options, "pix2pix")
-        return None if self.perceptual is None else self.perceptual.to(self.device)
+        self.perceptual = LazyPerceptualLoss(opts, self.name)
 
     def gan_loss(self, preds: Tensor | list[Tensor], target_is_real: bool) -> Tensor:
         """Mean over the discriminator's scales."""
@@ -239,7 +225,7 @@ class Pix2PixRecipe(Recipe):
                 (fake_pair,) = augment_alike(policy, color_from, self.d_input(cond_A, fake_B))
                 losses["G_GAN"] = self.gan_loss(netD(fake_pair), True)
             losses["G_L1"] = (fake_B.float() - real_B.float()).abs().mean() * opts.lambda_l1
-            perceptual = self.perceptual_loss()
+            perceptual = self.perceptual.get(self.device)
             if perceptual is not None:
                 losses["G_perceptual"] = opts.lambda_perceptual * perceptual(fake_B, real_B)
             loss_G = torch.stack(list(losses.values())).sum()

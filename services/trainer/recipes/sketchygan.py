@@ -39,11 +39,7 @@ from services.trainer.nets import (
     init_weights,
 )
 from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register
-from services.trainer.recipes.perceptual import (
-    PerceptualLoss,
-    PerceptualOptions,
-    load_perceptual_loss,
-)
+from services.trainer.recipes.perceptual import LazyPerceptualLoss, PerceptualOptions
 from shared.manifest import TensorSpec
 
 log = logging.getLogger(__name__)
@@ -165,9 +161,7 @@ class SketchyGANRecipe(Recipe):
             "netG": torch.optim.Adam(netG.parameters(), lr=self.lr, betas=betas),
             "netD": torch.optim.Adam(netD.parameters(), lr=self.lr * o.lr_d_ratio, betas=betas),
         }
-        # built on first use (tests inject a small one); None after a failed load
-        self.perceptual: PerceptualLoss | None = None
-        self._perceptual_loaded = False
+        self.perceptual = LazyPerceptualLoss(o, self.name)
         self.eval_rng = torch.Generator().manual_seed(self.config.seed + 1)
         log.info(
             "sketchygan: %dx%d, aux attribute %s, noise %d",
@@ -176,18 +170,6 @@ class SketchyGANRecipe(Recipe):
             self.aux_attribute,
             o.noise_dim,
         )
-
-    def perceptual_loss(self) -> PerceptualLoss | None:
-        """The perceptual loss module, loading the Inception once (None: disabled)."""
-        o = self.options
-        if o.lambda_perceptual <= 0:
-            return None
-        if self.perceptual is None and not self._perceptual_loaded:
-            self._perceptual_loaded = True
-            self.perceptual = load_perceptual_loss(o, "sketchygan")
-        if self.perceptual is not None:
-            self.perceptual.to(self.device)
-        return self.perceptual
 
     def class_labels(self, batch: dict[str, Tensor]) -> Tensor | None:
         if self.aux_attribute is None:
@@ -230,7 +212,7 @@ class SketchyGANRecipe(Recipe):
         amp.step(loss_D, self.optimizers["netD"])
 
         # G: fool D, be classified as the sketch's class, match the photo, keep noises apart
-        perceptual = self.perceptual_loss()
+        perceptual = self.perceptual.get(self.device)
         with amp.autocast():
             adv_fake, cls_fake = netD(fake_B, real_A)
             loss_G_gan = gan_loss(adv_fake, 1.0)
