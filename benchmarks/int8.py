@@ -17,7 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import load_average, machine_info, markdown_table, median, print_machine
+from benchmarks.common import (
+    load_average,
+    machine_info,
+    markdown_table,
+    median,
+    parse_int_list,
+    print_machine,
+)
 from benchmarks.engine import time_run
 from shared.backends import InferenceBackend, Precision, load_backend
 from shared.bundled import BUNDLED_ROOT, MANIFEST_FILE, bundled_names
@@ -98,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[list[object]] = []
     for name, manifest in models:
         for threads in [int(t) for t in args.threads.split(",")]:
-            for batch in [int(b) for b in args.batch_sizes.split(",")]:
+            for batch in parse_int_list(args.batch_sizes):
                 ms = ms_per_image(BUNDLED_ROOT / name, manifest, batch, threads,
                                   args.seconds, args.repeats)  # fmt: skip
                 rows.append([name, threads or "default", batch, f"{ms['fp32']:.2f}",
