@@ -60,6 +60,7 @@ bench: $(VENV)/.installed
 	$(PY) -m benchmarks.engine
 	$(PY) -m benchmarks.load
 	$(PY) -m benchmarks.baseline
+	$(PY) -m benchmarks.latency
 	$(PY) -m benchmarks.int8
 	$(PY) -m benchmarks.train
 	$(PY) -m benchmarks.worker_footprint

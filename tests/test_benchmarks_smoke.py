@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import baseline, engine, int8, load, worker_footprint
+from benchmarks import baseline, engine, int8, latency, load, worker_footprint
 from benchmarks.common import publish_untrained
 from shared.backends.fake import FakeBackend
 from shared.bundled import bundled_names
@@ -84,6 +84,23 @@ def test_baseline_quick_measures_the_naive_app_and_the_stack_on_the_same_model(
     best_naive = max(rps["naive"], rps["naive-int8"])
     for app, _, ratio in rows:  # each app's throughput over the faster naive app's
         assert float(ratio) == pytest.approx(rps[app] / best_naive, abs=0.02), out
+
+
+def test_latency_splits_one_clients_request_into_stages_that_add_up(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = latency.main(["--requests", "15", "--warmup", "3"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    ms = dict(re.findall(r"^\| ([a-z0-9 ,-]+?) \| (-?\d+\.\d\d) \|$", out, re.M))
+    stages = {k: float(v) for k, v in ms.items()}
+    for stage in ("api in", "queue", "worker", "model", "api out", "naive app, whole request"):
+        assert stages[stage] > 0, out
+    assert stages["worker"] > stages["model"], out  # the model runs inside the worker stage
+    parts = stages["api in"] + stages["queue"] + stages["worker"] + stages["api out"]
+    assert parts == pytest.approx(stages["total"], rel=0.5), out  # medians of a sum
+    diff = stages["total"] - stages["naive app, whole request"]
+    assert stages["stack p50 - naive p50"] == pytest.approx(diff, abs=0.02), out
 
 
 @pytest.mark.integration
