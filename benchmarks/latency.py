@@ -1,7 +1,8 @@
 """``python -m benchmarks.latency``: where one client's request spends its time (issue 10).
 
-Starts ``make run``'s stack and the naive app on the int8 graph of the same served
-``sketch2photo`` version (as ``benchmarks.baseline`` does), then sends one request at a time,
+Starts ``make run``'s stack and the naive app on the same served ``sketch2photo`` version's
+files (as ``benchmarks.baseline`` does), the naive app on the graph the stack serves (the int8
+copy where the manifest accepts it), then sends one request at a time,
 alternating between the two (naive, stack, naive, ...), the 256x256 PNG sketch of the other
 benchmarks. For each stack request it reads the job's timestamps (``GET /v1/jobs/{id}``,
 untimed) and splits the client's latency into:
@@ -81,7 +82,8 @@ def run(requests: int, warmup: int, var: Path) -> tuple[dict[str, float], float]
         stack.wait_ready()
         registry = Registry(stack.model_root)
         version = registry.version_dir(MODEL, registry.current(MODEL) or 1)
-        precision = "int8" if registry.manifest(MODEL).quantized else "fp32"
+        quantized = registry.manifest(MODEL).quantized  # the naive app runs what the stack does
+        precision = "int8" if quantized is not None and quantized.accepted else "fp32"
         port = free_port()
         naive = start_naive(version, port, var / "logs" / "naive.log", precision)
         image = sketch_png(256)
