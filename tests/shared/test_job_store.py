@@ -31,6 +31,7 @@ from shared.worker_beat import ServedModel, WorkerBeat
 
 TTL_S = 60
 RESULT_TTL_S = 20
+AGE_S = 0.5  # how long a queued job waits before its message counts as lost, in these tests
 T = TypeVar("T")
 
 
@@ -233,22 +234,23 @@ def test_the_jobs_of_a_dead_worker_are_requeued_and_its_late_result_dropped(
 def test_a_job_queued_past_the_cutoff_is_handed_out_once_for_its_message_to_be_sent_again(
     redis_url: str, redis_db: Redis, store: JobStore
 ) -> None:
+    # AGE_S, not milliseconds: a loaded CI machine can take tens of ms between two calls
     lost, claimed, canceled, fresh = new_job(), new_job(), new_job(), new_job()
     for job in (lost, claimed, canceled):
         run_async(redis_url, lambda jobs, job=job: jobs.create(job, b"image"))
     assert store.claim(claimed.id, "w", "run-1", time.time())
     assert store.transition(canceled.id, [JobState.queued], JobState.canceled)
-    time.sleep(0.05)
+    time.sleep(AGE_S + 0.1)
     run_async(redis_url, lambda jobs: jobs.create(fresh, b"image"))
 
-    (stale,) = store.stale_queued(older_than_s=0.04)
+    (stale,) = store.stale_queued(older_than_s=AGE_S)
 
     assert stale.id == lost.id  # not the claimed, the ended or the one queued just now
-    assert store.stale_queued(older_than_s=0.04) == []  # marked as sent: once per cutoff
+    assert store.stale_queued(older_than_s=AGE_S) == []  # marked as sent: once per cutoff
     assert set(redis_db.zrange(QUEUED_JOBS_KEY, 0, -1)) == {lost.id.encode(), fresh.id.encode()}
     assert 0 < redis_db.ttl(QUEUED_JOBS_KEY) <= TTL_S
-    time.sleep(0.05)
-    assert {j.id for j in store.stale_queued(older_than_s=0.04)} == {lost.id, fresh.id}
+    time.sleep(AGE_S + 0.1)
+    assert {j.id for j in store.stale_queued(older_than_s=AGE_S)} == {lost.id, fresh.id}
 
 
 def test_a_requeued_job_is_queued_again_and_claiming_takes_it_off_the_queued_set(
