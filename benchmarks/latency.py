@@ -42,6 +42,7 @@ from benchmarks.common import (
     sketch_png,
 )
 from services.local import LocalStack, free_port
+from shared.backends import int8_file
 from shared.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,8 @@ def run(requests: int, warmup: int, var: Path) -> tuple[dict[str, float], float]
         stack.wait_ready()
         registry = Registry(stack.model_root)
         version = registry.version_dir(MODEL, registry.current(MODEL) or 1)
-        quantized = registry.manifest(MODEL).quantized  # the naive app runs what the stack does
-        precision = "int8" if quantized is not None and quantized.accepted else "fp32"
+        served_int8 = int8_file(version, registry.manifest(MODEL), "auto")  # the stack's rule
+        precision = "int8" if served_int8 is not None else "fp32"
         port = free_port()
         naive = start_naive(version, port, var / "logs" / "naive.log", precision)
         image = sketch_png(256)

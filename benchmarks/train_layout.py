@@ -27,6 +27,7 @@ import torch
 from benchmarks.common import load_average, machine_info, markdown_table, print_machine, ratio
 from benchmarks.train import load_recipes, make_batch
 from services.trainer.config import TrainConfig, load_file
+from services.trainer.data.loading import to_device
 from services.trainer.engine.distributed import DistContext, prepare_nets
 from services.trainer.recipes import base
 
@@ -69,10 +70,8 @@ def build(config: TrainConfig, variant: str, warmup: int) -> Timed:
     for net in recipe.nets.values():
         net.train()
     batch_size = config.batch_size or recipe_cls.default_batch_size
-    batch = make_batch(recipe_cls.data_kind, batch_size, recipe.image_size, device)
-    if "channels_last" in parts:
-        batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
-                 for k, v in batch.items()}  # fmt: skip
+    raw = make_batch(recipe_cls.data_kind, batch_size, recipe.image_size, device)
+    batch = to_device(raw, device, channels_last="channels_last" in parts)  # as the loop does
     timed = Timed(variant, recipe, batch, batch_size, base.Amp("off", "cpu", None))
     timed.warmup_s = timed.steps(warmup)
     return timed

@@ -67,7 +67,7 @@ def load_backend(
 
             path = version_dir / ONNX_FILE
             if precision != "fp32" and not runs_on_gpu(device):
-                path = _int8_file(version_dir, manifest, precision) or path
+                path = int8_file(version_dir, manifest, precision) or path
             return OnnxBackend(path, device=device, threads=intra_op_threads, spinning=spinning)
         if kind == "torchscript" and (version_dir / TORCHSCRIPT_FILE).is_file():
             from shared.backends.torchscript import TorchScriptBackend
@@ -79,7 +79,7 @@ def load_backend(
     raise FileNotFoundError(f"{manifest.name} v{manifest.version}: {'; '.join(errors)}")
 
 
-def _int8_file(version_dir: Path, manifest: Manifest, precision: Precision) -> Path | None:
+def int8_file(version_dir: Path, manifest: Manifest, precision: Precision) -> Path | None:
     """The version's int8 graph if ``precision`` wants it and it is there, else None."""
     quantized = manifest.quantized
     if quantized is None or (precision == "auto" and not quantized.accepted):
