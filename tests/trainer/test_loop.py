@@ -15,7 +15,7 @@ from services.trainer.data.loading import open_run_data
 from services.trainer.data.synthetic import write_paired_folders
 from services.trainer.engine.checkpoint import recipe_from_checkpoint
 from services.trainer.engine.distributed import DistContext
-from services.trainer.engine.loop import train
+from services.trainer.engine.loop import run_dir_for, train
 from services.trainer.engine.progress import Progress
 from services.trainer.engine.schedules import LinearDecay
 from services.trainer.publishing.publish import publish_recipe, should_serve
@@ -33,6 +33,18 @@ def read_log(run_dir: Path) -> list[dict]:
 def test_linear_decay_is_constant_then_linear_to_zero() -> None:
     rule = LinearDecay(epochs=2, epochs_decay=3)
     assert [rule(e) for e in range(6)] == pytest.approx([1, 1, 0.75, 0.5, 0.25, 0])
+
+
+def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path: Path) -> None:
+    """Two trainings launched together (one per core) must not write into one folder."""
+    config = tiny_config(tmp_path, model_name="faces-a").model_copy(update={"run_dir": None})
+    first, second = run_dir_for(config, None), run_dir_for(config, None)
+    assert first != second
+    assert first.parent == second.parent
+    assert first.name.startswith("faces-a-")
+    assert second.name.startswith("faces-a-")
+    explicit = tiny_config(tmp_path / "mine")
+    assert run_dir_for(explicit, None) == tmp_path / "mine"
 
 
 def test_run_logs_jsonl_tensorboard_and_sample_grids_with_decaying_lr(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ isolated RNG streams, so they never change what training draws (exact resume).
 from __future__ import annotations
 
 import logging
+import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -70,12 +71,15 @@ ProgressFn = Callable[[Progress], None]
 
 
 def run_dir_for(config: TrainConfig, resume: Path | None) -> Path:
-    """config.run_dir; else the resumed checkpoint's run; else <S2I_RUN_ROOT>/<recipe>-<time>."""
+    """config.run_dir; else the resumed checkpoint's run; else a new folder under S2I_RUN_ROOT,
+    ``<model_name or recipe>-<time>-<6 hex>`` (two runs started in the same second get two)."""
     if config.run_dir is not None:
         return Path(config.run_dir)
     if resume is not None and resume.parent.name == "checkpoints":
         return resume.parent.parent
-    return get_settings().run_root / f"{config.recipe}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = config.model_name or config.recipe
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return get_settings().run_root / f"{name}-{stamp}-{secrets.token_hex(3)}"
 
 
 def train(
