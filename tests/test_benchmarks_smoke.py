@@ -103,6 +103,20 @@ def test_latency_splits_one_clients_request_into_stages_that_add_up(
     assert stages["stack p50 - naive p50"] == pytest.approx(diff, abs=0.02), out
 
 
+def test_latency_marks_time_the_steps_inside_the_api_and_the_worker_in_request_order(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = latency.main(["--requests", "10", "--warmup", "2", "--marks"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    steps = re.findall(r"^\| ([a-z_]+) -> ([a-z_]+) \| (-?\d+\.\d\d) \|$", out, re.M)
+    assert [a for a, _, _ in steps] == list(latency.TIMELINE[:-1]), out  # every mark was hit
+    assert [b for _, b, _ in steps] == list(latency.TIMELINE[1:]), out
+    ms = {f"{a} -> {b}": float(v) for a, b, v in steps}
+    assert ms["submit -> batched"] > 0, out  # the model runs between these two marks
+    assert ms["sent -> created_at"] > 0, out
+
+
 @pytest.mark.integration
 def test_worker_footprint_starts_a_worker_per_case_and_every_model_answers(
     capsys: pytest.CaptureFixture[str],
