@@ -59,6 +59,16 @@ def test_compare_scores_the_floor_and_a_styled_model_and_draws_a_grid(
         assert image.size[0] == min(4, GRID_COLUMNS) * (128 + 2) + 2
 
 
+def test_output_noise_degrades_the_pixel_metrics_the_same_way_every_run(fs2k: Path) -> None:
+    """--output-noise: seeded grain on every output, so the input unchanged loses PSNR."""
+    clean = compare(fs2k, "sketch2photo", [IDENTITY], fid=False)[IDENTITY]
+    noisy = compare(fs2k, "sketch2photo", [IDENTITY], fid=False, output_noise=0.1)[IDENTITY]
+    again = compare(fs2k, "sketch2photo", [IDENTITY], fid=False, output_noise=0.1)[IDENTITY]
+    assert noisy["psnr"] < clean["psnr"]
+    assert noisy["val_l1"] != clean["val_l1"]
+    assert noisy == again
+
+
 def test_pairwise_l1_is_the_mean_l1_over_every_two_variants() -> None:
     base = torch.zeros(2, 3, 3, 4, 4)  # (N, k, 3, H, W)
     assert pairwise_l1(base).tolist() == [0.0, 0.0]  # a model that ignores its noise

@@ -50,6 +50,14 @@ def _configure_compare(p: argparse.ArgumentParser) -> None:
         help="models with noise: outputs per pair from seeds, for variation_l1 and "
         "variation_fid (default: 4; under 2: not measured)",
     )
+    p.add_argument(
+        "--output-noise",
+        type=float,
+        default=0.0,
+        metavar="SIGMA",
+        help="add Gaussian noise (std SIGMA, images in [-1, 1]) to every output before "
+        "scoring: how much a metric rewards grain alone (a check, not a score)",
+    )
 
 
 @add_command(
@@ -64,6 +72,7 @@ def _compare(args: argparse.Namespace) -> int:
     results = compare(
         args.data, args.direction, args.models, samples=args.samples, registry=registry,
         grid=args.grid, variants=args.variants, input_half=args.input_half,
+        output_noise=args.output_noise,
     )  # fmt: skip
     if args.json is not None:
         write_json(args.json, results)

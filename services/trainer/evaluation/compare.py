@@ -221,11 +221,14 @@ def compare(
     fid: bool = True,
     variants: int | None = None,
     input_half: str | None = None,
+    output_noise: float = 0.0,
 ) -> dict[str, dict[str, float]]:
     """{model: metrics} for every model on the same held-out pairs, with ``variation`` for
     models with noise (``variants`` outputs per pair, None: VARIANTS; < 2: none); ``grid``:
     also write a JPEG of the first GRID_COLUMNS pairs, a row per model between the input and
-    the real image (at 128 px)."""
+    the real image (at 128 px). ``output_noise``: Gaussian noise of this standard deviation
+    (images in [-1, 1], seeded, the same for every model) added to every output before it is
+    scored: a check of how much a metric rewards grain (MODELS.md), never a way to score."""
     registry = registry or Registry(get_settings().model_root)
     pairs = load_pairs(data, direction, samples, input_half)
     face_photos = direction == "sketch2photo" and detect_layout(data) == "fs2k"
@@ -246,7 +249,11 @@ def compare(
         suite.reset()
         position = 0
         timings: list[float] = []
+        grain = torch.Generator().manual_seed(0)
         for fake in outputs(model, pairs, registry, timings):
+            if output_noise > 0:
+                noise = torch.randn(fake.shape, generator=grain)  # (N, 3, S, S)
+                fake = (fake + output_noise * noise).clamp(-1, 1)
             chunk = pairs[position : position + len(fake)]
             position += len(fake)
             real = torch.stack([p.target for p in chunk])
