@@ -3,6 +3,7 @@ variation of models with noise."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from services.trainer.recipes import get_recipe
 from shared.registry import Registry
 from tests.helpers import publish_tiny, publish_tiny_sketchy
 from tests.trainer.test_evaluation import TinyExtractor
+from tests.trainer.tiny_runs import run_cli
 
 
 def test_compare_scores_the_floor_and_a_styled_model_and_draws_a_grid(
@@ -67,6 +69,19 @@ def test_output_noise_degrades_the_pixel_metrics_the_same_way_every_run(fs2k: Pa
     assert noisy["psnr"] < clean["psnr"]
     assert noisy["val_l1"] != clean["val_l1"]
     assert noisy == again
+    assert noisy["output_noise"] == 0.1  # recorded: `bundle --eval` refuses such figures
+    assert "output_noise" not in clean
+
+
+def test_bundle_refuses_figures_scored_with_output_noise(tmp_path: Path) -> None:
+    scored = tmp_path / "eval.json"
+    scored.write_text(json.dumps({"tiny": {"fid": 150.0, "output_noise": 0.02}}))
+    out_root = tmp_path / "bundled"
+    code, _, err = run_cli("bundle", "--model", "tiny", "--eval", str(scored),
+                           "--out-root", str(out_root))  # fmt: skip
+    assert code == 2
+    assert "--output-noise" in err
+    assert not out_root.exists()
 
 
 def test_pairwise_l1_is_the_mean_l1_over_every_two_variants() -> None:

@@ -101,6 +101,7 @@ def _configure_bundle(p: argparse.ArgumentParser) -> None:
     _configure_bundle,
 )
 def _bundle(args: argparse.Namespace) -> int:
+    from services.trainer.evaluation.compare import OUTPUT_NOISE
     from services.trainer.publishing.bundle import bundle_version
     from shared.bundled import BUNDLED_ROOT
 
@@ -113,6 +114,9 @@ def _bundle(args: argparse.Namespace) -> int:
             sys.stderr.write(f"error: {args.eval} has no entry for {args.model}\n")
             return 2
         evaluation = results[keys[-1]]
+        if evaluation.get(OUTPUT_NOISE):
+            sys.stderr.write(f"error: {args.eval} was scored with --output-noise: not a score\n")
+            return 2
     out = bundle_version(
         registry, args.model, args.version, out_root=args.out_root or BUNDLED_ROOT,
         checkpoint=args.checkpoint, evaluation=evaluation, ship_as=args.ship_as,

@@ -61,6 +61,7 @@ STYLE = ATTRIBUTE_NAMES.index("style")
 BATCH = 16
 VARIANTS = 4  # outputs per pair of a model with noise, for variation_l1 and variation_fid
 GRID_COLUMNS = 8
+OUTPUT_NOISE = "output_noise"  # the key of a result scored with --output-noise
 
 
 @dataclass
@@ -261,6 +262,8 @@ def compare(
             if model not in rows and model != IDENTITY:  # identity's row is the input's
                 rows[model] = fake[:GRID_COLUMNS]
         results[model] = {"n": float(len(pairs)), **suite.compute()}
+        if output_noise > 0:  # recorded, so that `bundle --eval` refuses these figures
+            results[model][OUTPUT_NOISE] = output_noise
         if timings:  # ONNX Runtime on this machine's CPU, batches of BATCH
             results[model]["ms_per_image"] = 1000 * float(np.median(timings))
         k = VARIANTS if variants is None else variants
