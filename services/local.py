@@ -277,7 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
+    # SIGINT too: a launcher started from a background job (`make run &`, a script under
+    # nohup) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt for it
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         stack.start()
         stack.wait_ready()

@@ -25,8 +25,15 @@ from tests.bundled_inputs import DATA, generate_requests, translate_inputs
 pytestmark = pytest.mark.integration
 
 
-def launch(tmp_path: Path, port: int, **env: str) -> subprocess.Popen[str]:
-    """The launcher in a session of its own, as a terminal's foreground job would be."""
+def launch(
+    tmp_path: Path, port: int, *, sigint_ignored: bool = False, **env: str
+) -> subprocess.Popen[str]:
+    """The launcher in a session of its own, as a terminal's foreground job would be;
+    ``sigint_ignored``: as a shell's background job would be (SIGINT inherited ignored)."""
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     return subprocess.Popen(
         [sys.executable, "-m", "services.local", "--port", str(port), "--var-dir", str(tmp_path)],
         env={**os.environ, "S2I_REDIS_URL": "", **env},
@@ -34,6 +41,7 @@ def launch(tmp_path: Path, port: int, **env: str) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=ignore_sigint if sigint_ignored else None,
     )
 
 
@@ -45,6 +53,22 @@ def finish(proc: subprocess.Popen[str], timeout: float) -> tuple[int, str, float
 
 def error_lines(out: str) -> list[str]:
     return [line for line in out.splitlines() if " ERROR " in line]
+
+
+def test_a_launcher_started_as_a_background_job_still_stops_on_sigint(tmp_path: Path) -> None:
+    """`make run &` or a script under nohup: SIGINT arrives ignored, Ctrl-C must still work."""
+    port = free_port()
+    proc = launch(tmp_path, port, sigint_ignored=True, S2I_MODELS="sketch2photo")
+    try:
+        wait_ready(proc, port)
+        os.killpg(proc.pid, signal.SIGINT)
+        code, out, _ = finish(proc, 60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert code == 0, out
+    stopped = [line.rsplit("stopped ", 1)[1] for line in out.splitlines() if " stopped " in line]
+    assert stopped == ["api", "worker0", "redis"], out
 
 
 def test_unreachable_redis_is_named_within_seconds(tmp_path: Path) -> None:
