@@ -123,7 +123,8 @@ def run(
     and X-Compute-Ms; and the naive app's request times (ms)."""
     env = {"S2I_LOG_LEVEL": "WARNING", "S2I_MODELS": MODEL}
     if marks is not None:
-        path = [str(MARKS_DIR), str(Path.cwd()), os.environ.get("PYTHONPATH", "")]
+        repo = MARKS_DIR.parents[1]  # importable from any working directory
+        path = [str(MARKS_DIR), str(repo), os.environ.get("PYTHONPATH", "")]
         env.update(S2I_STAGE_MARKS=str(marks), PYTHONPATH=os.pathsep.join(filter(None, path)))
     stack = LocalStack(var_dir=var, api_port=free_port(), trainer=False, env=env)
     naive: subprocess.Popen[bytes] | None = None

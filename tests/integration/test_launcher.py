@@ -51,6 +51,11 @@ def finish(proc: subprocess.Popen[str], timeout: float) -> tuple[int, str, float
     return proc.returncode, out, time.monotonic() - start
 
 
+def stopped_in_order(out: str) -> list[str]:
+    """The children the launcher's output says it stopped, in that order."""
+    return [line.rsplit("stopped ", 1)[1] for line in out.splitlines() if " stopped " in line]
+
+
 def error_lines(out: str) -> list[str]:
     return [line for line in out.splitlines() if " ERROR " in line]
 
@@ -67,8 +72,7 @@ def test_a_launcher_started_as_a_background_job_still_stops_on_sigint(tmp_path: 
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert code == 0, out
-    stopped = [line.rsplit("stopped ", 1)[1] for line in out.splitlines() if " stopped " in line]
-    assert stopped == ["api", "worker0", "redis"], out
+    assert stopped_in_order(out) == ["api", "worker0", "redis"], out
 
 
 def test_unreachable_redis_is_named_within_seconds(tmp_path: Path) -> None:
@@ -215,8 +219,7 @@ def test_make_run_serves_every_bundled_model_without_torch_and_stops_in_order(
     assert code == 0
     assert "worker0 exited with code -9" in out
     assert "starting it again in 1 s" in out
-    stopped = [line.rsplit("stopped ", 1)[1] for line in out.splitlines() if " stopped " in line]
-    assert stopped == ["api", "worker0", "redis"], out
+    assert stopped_in_order(out) == ["api", "worker0", "redis"], out
     for log in (tmp_path / "logs").glob("*.log"):
         text = log.read_text(errors="replace")
         assert "Traceback" not in text, f"{log.name}:\n{text[-2000:]}"
