@@ -9,8 +9,9 @@ untimed) and splits the client's latency into:
 
 - ``api in``: the client sends -> the API has parsed, decoded and checked the upload and
   created the job (``created_at``);
-- ``queue``: -> a worker claimed it (``started_at``: the Celery message crossed Redis and the
-  worker's consumer, task thread and job record reads);
+- ``queue``: -> a worker claimed it (``started_at``: the API's queue check and its one Redis
+  transaction with the record, the input and the Celery message, then the worker's consumer,
+  task thread and job record reads);
 - ``worker``: -> the worker stored the result (``finished_at``): input read, decode, fit,
   the batcher's hand-offs, the model (``model``, the ``X-Compute-Ms`` header), PNG encode;
 - ``api out``: -> the client has the image (the finish script and its notification, the
@@ -58,7 +59,7 @@ log = logging.getLogger(__name__)
 STAGES = ("api in", "queue", "worker", "model", "api out", "total")
 MARKS_DIR = Path(__file__).parent / "stage_marks"  # its sitecustomize.py
 # every timestamp of one request, in the order it passes them (client, job record, marks)
-TIMELINE = ("sent", "created_at", "enqueue", "stored", "send_in", "send_out", "task",
+TIMELINE = ("sent", "created_at", "enqueue", "stored", "task",
             "started_at", "submit", "batched", "finish_in", "finished_at", "finish_out", "event",
             "waited", "response", "received")  # fmt: skip
 

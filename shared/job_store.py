@@ -33,6 +33,7 @@ from shared.jobs import (
     result_key,
     worker_key,
 )
+from shared.task_messages import QueuedMessage
 from shared.worker_beat import WorkerBeat
 
 log = logging.getLogger(__name__)
@@ -192,9 +193,11 @@ class AsyncJobStore:
         """The job's record, or None when it never existed or has expired."""
         return _record(await self.redis.hgetall(job_key(job_id)))
 
-    async def create(self, job: JobRecord, data: bytes | None) -> None:
+    async def create(
+        self, job: JobRecord, data: bytes | None, message: QueuedMessage | None = None
+    ) -> None:
         """Store the record and the input, both expiring after the job TTL (or when the job
-        ends)."""
+        ends), and push ``message`` (its Celery message) in the same transaction."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(job_key(job.id), mapping=job.to_redis())
         pipe.expire(job_key(job.id), self.ttl_s)
@@ -202,13 +205,8 @@ class AsyncJobStore:
             pipe.set(input_key(job.id), data, ex=self.ttl_s)
         pipe.zadd(QUEUED_JOBS_KEY, {job.id: time.time()})
         pipe.expire(QUEUED_JOBS_KEY, self.ttl_s)
-        await pipe.execute()
-
-    async def discard(self, job_id: str) -> None:
-        """Remove a job that could not be enqueued."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(job_key(job_id), input_key(job_id))
-        pipe.zrem(QUEUED_JOBS_KEY, job_id)
+        if message is not None:
+            pipe.lpush(message.queue, message.payload)
         await pipe.execute()
 
     async def transition(

@@ -138,14 +138,15 @@ def publish_tiny_sketchy(
     return registry.publish(manifest, result.files)
 
 
-def store_job(redis_url: str, model: str, **fields: Any) -> str:
-    """Store a job (and a 32 px sketch as its input) as the API does; its id."""
+def store_job(redis_url: str, model: str, data: bytes | None = None, **fields: Any) -> str:
+    """Store a job (and ``data``, by default a 32 px sketch, as its input) as the API does;
+    its id."""
     job = JobRecord(id=new_job_id(), model=model, **fields)
 
     async def create() -> None:
         redis = AsyncRedis.from_url(redis_url)
         try:
-            await AsyncJobStore(redis, 60, 60).create(job, sketch_png(1, size=32))
+            await AsyncJobStore(redis, 60, 60).create(job, data or sketch_png(1, size=32))
         finally:
             await redis.aclose()
 

@@ -6,9 +6,9 @@ folder in ``S2I_STAGE_MARKS``. Without that variable this file does nothing. Wit
 a few functions of the API (``--port`` in its command line) or of a worker (``--hostname``)
 and appends ``<mark> <job id> <unix time>`` lines to ``<S2I_STAGE_MARKS>/<pid>.txt``:
 
-    API:    enqueue, stored (job record and input written), send_in / send_out (Celery's
-            ``send_task``, in its thread), event (the finish notification reached the waiter),
-            waited, response (the result read and the response built)
+    API:    enqueue, stored (job record, input and Celery message written), event (the
+            finish notification reached the waiter), waited, response (the result read and
+            the response built)
     worker: task (the Celery task began), submit / batched (examples to the batcher and
             back: the model and its hand-offs), finish_in / finish_out (the finish script)
 
@@ -36,28 +36,20 @@ def mark(name: str, job_id: str) -> None:
 
 
 def _wrap_api() -> None:
-    import celery
-
     from services.api import submit, waiter
     from shared import job_store
 
     enqueue, create = submit.enqueue, job_store.AsyncJobStore.create
     result_response, wait = submit.result_response, waiter.JobWaiter.wait
-    finished_jobs, send_task = job_store.AsyncJobStore.finished_jobs, celery.Celery.send_task
+    finished_jobs = job_store.AsyncJobStore.finished_jobs
 
     async def enqueue_marked(state: Any, job: Any, *args: Any, **kw: Any) -> Any:
         mark("enqueue", job.id)
         return await enqueue(state, job, *args, **kw)
 
-    async def create_marked(self: Any, job: Any, data: Any) -> None:
-        await create(self, job, data)
+    async def create_marked(self: Any, job: Any, data: Any, message: Any = None) -> None:
+        await create(self, job, data, message)
         mark("stored", job.id)
-
-    def send_marked(self: Any, name: str, args: Any = None, **kw: Any) -> Any:
-        mark("send_in", args[0])
-        sent = send_task(self, name, args=args, **kw)
-        mark("send_out", args[0])
-        return sent
 
     async def finished_marked(self: Any) -> AsyncGenerator[str, None]:
         async for job_id in finished_jobs(self):
@@ -78,7 +70,6 @@ def _wrap_api() -> None:
     job_store.AsyncJobStore.create = create_marked  # type: ignore[method-assign]
     job_store.AsyncJobStore.finished_jobs = finished_marked  # type: ignore[method-assign]
     waiter.JobWaiter.wait = wait_marked  # type: ignore[method-assign]
-    celery.Celery.send_task = send_marked
 
 
 def _wrap_worker() -> None:

@@ -2,8 +2,9 @@
 
 The path every job takes: check that some worker serves the model (else 404/503), that
 the queue has room (else 429), apply the Idempotency-Key, store the record and the input
-in Redis with a TTL, enqueue a Celery message carrying the job id only, then either answer
-202 (async) or wait for the job's final state until its deadline (sync).
+in Redis with a TTL together with the Celery message that carries the job id only (one
+transaction), then either answer 202 (async) or wait for the job's final state until its
+deadline (sync).
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import base64
 import logging
 import secrets
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from services.api import problem_kinds as kinds
@@ -25,6 +25,7 @@ from services.api.problems import Problem, unavailable
 from services.api.schemas import SEED_LIMIT, JobStatus, TranslateResult
 from shared.errors import ErrorKind
 from shared.jobs import JobRecord, JobState, task_name
+from shared.task_messages import task_message
 
 log = logging.getLogger(__name__)
 
@@ -128,32 +129,34 @@ async def check_queue(state: AppState) -> None:
         )
 
 
+class JobInput(NamedTuple):
+    """A translation's input: the upload as sent (an Idempotency-Key's fingerprint hashes it)
+    and what the worker reads (the upload, or its pixels fitted to the model:
+    ``shared.fitted_input``)."""
+
+    upload: bytes
+    stored: bytes
+
+
 async def enqueue(
     state: AppState,
     job: JobRecord,
-    data: bytes | None,
+    job_input: JobInput | None,
     idem_key: str | None,
     caller: str = "anonymous",
 ) -> tuple[JobRecord, bool]:
-    """Store and enqueue ``job``; with a known Idempotency-Key return the earlier job."""
-    s = state.settings
+    """Store and enqueue ``job``; with a known Idempotency-Key return the earlier job.
+
+    The record, the input and the Celery message go to Redis in one transaction
+    (``shared.task_messages``): a request that fails here leaves neither a job nor a message.
+    """
     if idem_key:
-        earlier = await claim(state, job, data, idem_key, caller)
+        upload = None if job_input is None else job_input.upload
+        earlier = await claim(state, job, upload, idem_key, caller)
         if earlier is not None:
             return earlier, False
-    await state.jobs.create(job, data)
-    try:
-        await run_in_threadpool(
-            state.celery.send_task,
-            task_name(job.kind),
-            args=[job.id],
-            queue=s.inference_queue,
-            retry=True,
-            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
-        )
-    except Exception:
-        await state.jobs.discard(job.id)
-        raise
+    message = task_message(task_name(job.kind), [job.id], state.settings.inference_queue)
+    await state.jobs.create(job, None if job_input is None else job_input.stored, message)
     return job, True
 
 
@@ -221,12 +224,12 @@ async def result_response(
 
 
 async def run(
-    state: AppState, request: Request, job: JobRecord, data: bytes | None, *, is_async: bool
+    state: AppState, request: Request, job: JobRecord, job_input: JobInput | None, *, is_async: bool
 ) -> Response:
     await check_model(state, job.model, job.version)
     await check_queue(state)
     idem_key = request.headers.get("idempotency-key")
-    job, _ = await enqueue(state, job, data, idem_key, caller_scope(request))
+    job, _ = await enqueue(state, job, job_input, idem_key, caller_scope(request))
     if is_async:
         return accepted(job)
     final = await state.waiter.wait(job.id, until=job.deadline)

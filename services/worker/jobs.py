@@ -22,7 +22,7 @@ from services.worker.batcher import BatcherClosed, BatchResult, ShapeError
 from services.worker.model_pool import LoadedModel
 from services.worker.runtime import WorkerRuntime
 from shared import cluster_metrics as cm
-from shared import images
+from shared import fitted_input, images
 from shared.errors import ErrorKind
 from shared.jobs import JobRecord, JobState
 from shared.latents import generate_latents
@@ -111,20 +111,23 @@ def _translate(rt: WorkerRuntime, job: JobRecord) -> tuple[Image.Image, int, lis
             )
         noises = noise_vectors(job.seed, job.n, spec.noise_dim)  # (n, noise_dim)
 
-    def decode() -> tuple[list[np.ndarray], tuple[int, int]]:
+    def decode() -> Image.Image:
         # JPEGs decode at a reduced scale (DCT scaling) when still >= the model's size
-        img, info = images.decode_with_info(
+        return images.decode(
             data,
             max_bytes=s.max_upload_bytes,
             max_pixels=s.max_image_pixels,
             draft_size=max(spec.width, spec.height),
         )
-        try:
-            return model_inputs(img, spec, job.condition, noises), info.display_size
-        except ConditionError as exc:
-            raise JobFailure(ErrorKind.invalid_condition, str(exc)) from None
 
-    examples, size = rt.decoder.submit(decode).result()  # n x (C, H, W) in [-1, 1]
+    # the API stores the pixels already fitted to the model where it can (no decode here)
+    img = fitted_input.unpack(data) or rt.decoder.submit(decode).result()
+    try:
+        examples = model_inputs(img, spec, job.condition, noises)  # n x (C, H, W) in [-1, 1]
+    except ConditionError as exc:
+        raise JobFailure(ErrorKind.invalid_condition, str(exc)) from None
+    # the upload's size, upright (as the API read it; a record without it: what was decoded)
+    size = (job.input_width, job.input_height) if job.input_width else img.size
     results = _submit(rt, job, model, examples)
     _check_finite(rt, job, results)
     tiles = [images.from_array(r.output) for r in results]

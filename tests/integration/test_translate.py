@@ -7,9 +7,15 @@ import io
 import time
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
+from shared.backends import load_backend
+from shared.image_ops import from_array
+from shared.images import decode
+from shared.model_input import model_input
+from shared.registry import Registry
 from tests.images import photo_png, sketch_png
 
 pytestmark = pytest.mark.integration
@@ -32,6 +38,37 @@ def test_sync_multipart_returns_a_png_made_by_the_model(client: httpx.Client) ->
     assert out.size == (128, 128)
     # a generator's output, not the input echoed back
     assert out.tobytes() != Image.open(io.BytesIO(sketch_png())).convert("RGB").tobytes()
+
+
+def test_a_large_jpeg_gets_the_served_models_answer_for_it(
+    client: httpx.Client, registry: Registry
+) -> None:
+    """The API decodes the upload once and hands the worker its pixels fitted to the model
+    (``shared.fitted_input``): the answer is the served graph's output for the upload, within
+    the resampling difference of the API's reduced JPEG decode."""
+    photo = Image.open(io.BytesIO(photo_png(2, size=256))).convert("RGB").resize((1200, 900))
+    upload = io.BytesIO()
+    photo.save(upload, "JPEG", quality=92)
+
+    r = client.post(
+        "/v1/translate",
+        files={"image": ("p.jpg", upload.getvalue(), "image/jpeg")},
+        data={"model": "sketch2photo"},
+    )
+
+    assert r.status_code == 200, r.text
+    version = int(r.headers["x-model-version"])
+    manifest = registry.manifest("sketch2photo", version)
+    backend = load_backend(registry.version_dir("sketch2photo", version), manifest,
+                           device="cpu", intra_op_threads=1)  # fmt: skip
+    try:
+        full = decode(upload.getvalue(), max_bytes=1 << 24, max_pixels=1 << 24)
+        expected = np.asarray(from_array(backend.run(model_input(full, manifest.input)[None])[0]))
+    finally:
+        backend.close()
+    answer = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"))
+    assert answer.shape == expected.shape
+    assert np.abs(answer.astype(np.int16) - expected).mean() < 1.0  # grey levels of 255
 
 
 def test_auto_routes_drawings_and_photos_to_opposite_models(client: httpx.Client) -> None:

@@ -24,9 +24,11 @@ from shared.jobs import (
     job_key,
     new_job_id,
     result_key,
+    task_name,
     worker_key,
 )
 from shared.manifest import Manifest, TensorSpec
+from shared.task_messages import task_message
 from shared.worker_beat import ServedModel, WorkerBeat
 
 TTL_S = 60
@@ -77,16 +79,13 @@ def test_what_the_api_creates_the_worker_reads(
     assert store.read_input(new_job_id()) is None
 
 
-def test_discard_removes_the_record_and_its_input(redis_url: str, store: JobStore) -> None:
+def test_the_celery_message_is_pushed_with_the_record(redis_url: str, redis_db: Redis) -> None:
     job = new_job()
+    message = task_message(task_name(job.kind), [job.id], "s2i.test-queue")
+    run_async(redis_url, lambda jobs: jobs.create(job, b"x", message))
 
-    async def create_then_discard(jobs: AsyncJobStore) -> None:
-        await jobs.create(job, b"x")
-        await jobs.discard(job.id)
-
-    run_async(redis_url, create_then_discard)
-    assert store.read(job.id) is None
-    assert store.read_input(job.id) is None
+    assert redis_db.lrange("s2i.test-queue", 0, -1) == [message.payload]
+    assert redis_db.exists(job_key(job.id), input_key(job.id)) == 2
 
 
 def test_transitions_are_atomic_and_published_once_final(redis_url: str, store: JobStore) -> None:

@@ -15,10 +15,12 @@ from redis import Redis
 
 from services.worker.jobs import run_job
 from services.worker.runtime import WorkerRuntime
+from shared import fitted_input
 from shared.jobs import JobRecord, JobState
 from shared.registry import Registry
 from shared.settings import Settings
 from tests.helpers import publish_tiny, store_job
+from tests.images import sketch_png
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")  # tests/conftest.py
 
@@ -98,3 +100,26 @@ def test_a_reload_while_a_job_decodes_does_not_change_its_version(
     assert result(runtime, pinned)[1].tobytes() == image.tobytes()  # v1's very output
     job, image = result(runtime, after)
     assert (job.served_version, image.size) == (2, (16, 16))
+
+
+def test_pixels_the_api_fitted_give_the_answer_the_upload_gives(
+    redis_url: str, registry: Registry, runtime: WorkerRuntime
+) -> None:
+    """Decode once (``shared.fitted_input``): the stored pixels, fitted for the served version,
+    run as the upload would; fitted for another version's size, they are fitted again."""
+    upload = sketch_png(1, size=32)
+    v1 = runtime.pool.get(NAME).manifest.input
+    pixels = fitted_input.pack(Image.open(io.BytesIO(upload)).convert("RGB"), v1)
+    from_upload = store_job(redis_url, NAME, upload)
+    from_pixels = store_job(redis_url, NAME, pixels, input_width=32, input_height=32)
+
+    assert run_job(runtime, from_upload) is JobState.succeeded
+    assert run_job(runtime, from_pixels) is JobState.succeeded
+    assert result(runtime, from_pixels)[1].tobytes() == result(runtime, from_upload)[1].tobytes()
+
+    registry.set_current(NAME, 2)  # 16x16: the API fitted for v1, then the worker reloaded
+    runtime.pool.poll_once()
+    stale = store_job(redis_url, NAME, pixels, input_width=32, input_height=32, output_size="input")
+    assert run_job(runtime, stale) is JobState.succeeded
+    job, image = result(runtime, stale)
+    assert (job.served_version, image.size) == (2, (32, 32))  # v2, at the upload's size

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from PIL import Image
 
 from services.api import problem_kinds as kinds
 from services.api import submit
@@ -16,7 +17,8 @@ from services.api.problems import UNAUTHORIZED, Problem, problem_responses
 from services.api.rate_limit import RateLimitDep
 from services.api.schemas import GenerateRequest, JobStatus, TranslateOptions
 from services.api.uploads import parse_translate
-from shared import images
+from shared import fitted_input, images
+from shared.images import ImageInfo
 from shared.jobs import JobRecord, new_job_id
 
 router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[ApiKeyDep, RateLimitDep])
@@ -138,6 +140,21 @@ async def _variations(
     return n, seed
 
 
+async def _worker_input(
+    state: AppState, model: str, version: int | None, img: Image.Image, info: ImageInfo
+) -> bytes | None:
+    """The decoded upload fitted to the served model, for the worker to read without decoding
+    it again (``shared.fitted_input``); None (store the upload) when the model is not served
+    here, another version is pinned, or the decode was reduced below the model's size."""
+    served = (await state.cluster.get()).models.get(model)
+    if served is None or served.task == "generate" or version not in (None, served.version):
+        return None
+    spec = served.input
+    if spec.kind != "image" or not fitted_input.fits_from(img, info.display_size, spec):
+        return None
+    return await run_in_threadpool(fitted_input.pack, img, spec)
+
+
 @router.post(
     "/translate",
     summary="Translate a sketch to a photo, or a photo to a sketch",
@@ -190,7 +207,10 @@ async def translate(
         created_at=time.time(),
         deadline=submit.deadline_for(state, request, opts.timeout),
     )
-    return await submit.run(state, request, job, data, is_async=submit.wants_async(request, async_))
+    fitted = await _worker_input(state, model, opts.version, img, info)
+    job_input = submit.JobInput(upload=data, stored=data if fitted is None else fitted)
+    is_async = submit.wants_async(request, async_)
+    return await submit.run(state, request, job, job_input, is_async=is_async)
 
 
 @router.post(
