@@ -3,8 +3,8 @@
 Keys (every one expires; ``docs/architecture.md`` lists when):
 
 - ``s2i:job:{id}``     hash: the :class:`JobRecord` fields, as strings
-- ``s2i:input:{id}``   the uploaded image bytes (never in the Celery message), deleted when the
-  job ends
+- ``s2i:input:{id}``   the upload fitted to the model (``shared.fitted_input``) or as sent (never
+  in the Celery message), deleted when the job ends
 - ``s2i:result:{id}``  the encoded result image, kept ``S2I_RESULT_TTL_S``
 - ``s2i:jobs:running`` sorted set: the ids of running jobs (by start time), for crash recovery
 - ``s2i:idem:{key}``   Idempotency-Key -> job id
