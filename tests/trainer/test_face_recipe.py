@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from services.trainer.nets import MultiscaleDiscriminator, NLayerDiscriminator
+from services.trainer.nets.noise import NoiseInjection
 from services.trainer.recipes.base import Amp
 from services.trainer.recipes.pix2pix import (
     Pix2PixRecipe,
@@ -135,6 +136,18 @@ def test_resize_upsampling_builds_a_net_without_transposed_convs(tmp_path: Path)
     assert not any(isinstance(m, nn.ConvTranspose2d) for m in spec.net.modules())
     # the paper's default keeps older manifests' arch_kwargs as they were
     assert "upsample" not in recipe_with(tmp_path).arch_kwargs
+
+
+def test_noise_levels_reach_the_generator_its_training_and_its_export(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    recipe = recipe_with(tmp_path, image_size=64, noise_levels=2, upsample="resize")
+    scales = [m.weight for m in recipe.nets["netG"].modules() if isinstance(m, NoiseInjection)]
+    assert [s.shape[1] for s in scales] == [8, 4]  # ngf * 2, ngf: the two outer levels
+    recipe.train_step(face_batch(2, 64), Amp("off", "cpu"))
+    assert all(float(s.detach().abs().sum()) > 0 for s in scales)  # G's step trains them
+    (spec,) = recipe.exports()
+    assert spec.arch_kwargs["noise_levels"] == 2  # the served net is rebuilt with them
+    assert "noise_levels" not in recipe_with(tmp_path).arch_kwargs
 
 
 def test_multiscale_spectral_norm_discriminator_is_built(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The U-Net's upsample="resize" decoder (bilinear 2x + 3x3 conv): shapes, layers, export."""
+"""The U-Net's upsample="resize" decoder (bilinear 2x + 3x3 conv) and its noise inputs: shapes,
+layers, export."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from services.trainer.nets import UNetGenerator, build_serving_net
+from services.trainer.nets.noise import NoiseInjection
 from services.trainer.publishing.export import ONNX_FILE, TORCHSCRIPT_FILE, export_model
 
 pytestmark = [
@@ -87,3 +89,42 @@ def test_resize_unet_exports_with_onnx_and_torchscript_parity(tmp_path: Path) ->
     (got,) = session.run(["output"], {"input": x.numpy()})
     assert got.shape == (3, 3, 32, 32)
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_noise_inputs_vary_in_training_and_are_fixed_when_served(tmp_path: Path) -> None:
+    """``noise_levels``: fresh per-pixel noise at each training step; in eval mode one fixed
+    map, the same in every build, so the export stays deterministic and matches."""
+    kw: dict[str, object] = {"ngf": 4, "num_downs": 5, "norm": "instance", "upsample": "resize"}
+    torch.manual_seed(0)
+    net = UNetGenerator(noise_levels=3, **kw)  # type: ignore[arg-type]
+    plain = UNetGenerator(**kw)  # type: ignore[arg-type]
+    plain.load_state_dict(net.state_dict(), strict=False)  # the same convs, no noise scales
+    x = _img(2, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(net.eval()(x), plain.eval()(x))  # zero scales at init: no noise yet
+        for layer in net.modules():
+            if isinstance(layer, NoiseInjection):
+                layer.weight.fill_(0.5)  # (1, C, 1, 1), as if trained
+        served = net.eval()(x)
+        assert torch.equal(served, net(x))  # fixed noise when served
+        assert not torch.equal(net.train()(x), net(x))  # fresh noise in training
+        assert not torch.equal(served, plain(x))  # the noise does reach the output
+
+    torch.manual_seed(1)
+    rebuilt = UNetGenerator(noise_levels=3, **kw).eval()  # type: ignore[arg-type]
+    rebuilt.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), served)  # the fixed map comes with the build
+
+    serving = build_serving_net("unet", noise_levels=3, **kw)
+    serving.netG.load_state_dict(net.state_dict())
+    result = export_model(serving, (1, 3, 32, 32), tmp_path)
+    assert max(result.max_abs_diff.values()) <= 1e-4
+    session = ort.InferenceSession(str(tmp_path / ONNX_FILE), providers=["CPUExecutionProvider"])
+    (onnx_out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    np.testing.assert_allclose(onnx_out, served.numpy(), atol=1e-4)
+
+
+def test_noise_levels_are_bounded_by_the_decoder() -> None:
+    with pytest.raises(ValueError, match="noise_levels"):
+        UNetGenerator(ngf=4, num_downs=5, noise_levels=4)

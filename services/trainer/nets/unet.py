@@ -12,6 +12,10 @@ block ends in tanh and has no skip.
 Dropout (p=0.5) sits in the three innermost ngf*8 decoder blocks, as in the paper. In eval
 mode (serving, export) it is off, so the generator is deterministic.
 
+noise_levels > 0 adds a per-pixel noise input (``services.trainer.nets.noise``: a learned
+scale per channel, zero at init; a fixed noise map in eval mode) after the up-convolution of
+that many decoder levels, counted from the outermost one below the output (0: none, the paper).
+
 upsample="transpose" is the paper's 4x4 stride-2 transposed convolution; "resize" is a
 bilinear 2x resize followed by a 3x3 convolution, which cannot leave the checkerboard pattern
 of uneven kernel overlap (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts").
@@ -25,6 +29,7 @@ import torch
 from torch import nn
 
 from services.trainer.nets.layers import norm_layer, uses_bias
+from services.trainer.nets.noise import NoiseInjection
 
 Upsample = Literal["transpose", "resize"]
 
@@ -55,6 +60,7 @@ class UNetSkipBlock(nn.Module):
         norm: str = "batch",
         use_dropout: bool = False,
         upsample: Upsample = "transpose",
+        noise_seed: int | None = None,
     ) -> None:
         super().__init__()
         self.outermost = outermost
@@ -75,7 +81,10 @@ class UNetSkipBlock(nn.Module):
             assert submodule is not None
             upconv = up_conv(inner_nc * 2, outer_nc, bias, upsample)
             layers = [downrelu, downconv, norm_layer(norm, inner_nc), submodule]
-            layers += [uprelu, upconv, norm_layer(norm, outer_nc)]
+            layers += [uprelu, upconv]
+            if noise_seed is not None:  # (N, outer_nc, H, W) + per-pixel noise
+                layers.append(NoiseInjection(outer_nc, seed=noise_seed))
+            layers.append(norm_layer(norm, outer_nc))
             if use_dropout:
                 layers.append(nn.Dropout(0.5))
         self.model = nn.Sequential(*layers)
@@ -98,18 +107,26 @@ class UNetGenerator(nn.Module):
         norm: str = "batch",
         use_dropout: bool = True,
         upsample: Upsample = "transpose",
+        noise_levels: int = 0,
     ) -> None:
         super().__init__()
         if num_downs < 5:
             raise ValueError(f"num_downs must be >= 5, got {num_downs}")
+        if not 0 <= noise_levels <= num_downs - 2:  # every level but the output and innermost
+            raise ValueError(f"noise_levels must be in [0, {num_downs - 2}], got {noise_levels}")
         self.num_downs = num_downs
         kw: dict[str, Any] = {"norm": norm, "upsample": upsample}
+
+        def noise(level: int) -> dict[str, Any]:  # level 1: the outermost below the output
+            return {"noise_seed": level} if level <= noise_levels else {}
+
         block = UNetSkipBlock(ngf * 8, ngf * 8, innermost=True, **kw)
-        for _ in range(num_downs - 5):
-            block = UNetSkipBlock(ngf * 8, ngf * 8, submodule=block, use_dropout=use_dropout, **kw)
-        block = UNetSkipBlock(ngf * 4, ngf * 8, submodule=block, **kw)
-        block = UNetSkipBlock(ngf * 2, ngf * 4, submodule=block, **kw)
-        block = UNetSkipBlock(ngf, ngf * 2, submodule=block, **kw)
+        for i in range(num_downs - 5):
+            block = UNetSkipBlock(ngf * 8, ngf * 8, submodule=block, use_dropout=use_dropout,
+                                  **kw, **noise(num_downs - 2 - i))  # fmt: skip
+        block = UNetSkipBlock(ngf * 4, ngf * 8, submodule=block, **kw, **noise(3))
+        block = UNetSkipBlock(ngf * 2, ngf * 4, submodule=block, **kw, **noise(2))
+        block = UNetSkipBlock(ngf, ngf * 2, submodule=block, **kw, **noise(1))
         self.model = UNetSkipBlock(
             out_channels, ngf, in_nc=in_channels, submodule=block, outermost=True, **kw
         )

@@ -23,6 +23,9 @@ Improvements for small data and small budgets, each an option (off by default, s
 defaults stay the paper's recipe; ``configs/`` holds the shipped face recipes):
 
 - ``upsample="resize"``: bilinear resize + 3x3 conv in the U-Net decoder (no checkerboard);
+- ``noise_levels``: per-pixel noise inputs in that many outer decoder levels (StyleGAN's;
+  ``services.trainer.nets.noise``), texture G can learn where L1 and the perceptual loss
+  would average it away;
 - ``num_D``, ``spectral_norm``, ``lambda_fm``: pix2pixHD's multi-scale PatchGAN with
   feature matching, spectral norm in D (``services.trainer.nets.MultiscaleDiscriminator``);
 - ``diffaugment``: the same differentiable augmentation on D's real and fake pairs, in the D
@@ -77,6 +80,7 @@ class Pix2PixOptions(PerceptualOptions):
     init_gain: float = Field(default=0.02, gt=0)
     # --- beyond the paper (see "Improvements" in the module doc); defaults are the paper's
     upsample: Literal["transpose", "resize"] = "transpose"
+    noise_levels: int = Field(default=0, ge=0)  # decoder levels with per-pixel noise inputs
     num_D: int = Field(default=1, ge=1, le=4)  # noqa: N815  PatchGANs at 1, 1/2, 1/4 … scale
     spectral_norm: bool = False  # in every conv of D (use with norm_D="none")
     lambda_fm: float = Field(default=0.0, ge=0)  # D feature matching (pix2pixHD uses 10)
@@ -136,6 +140,8 @@ class Pix2PixRecipe(Recipe):
         }
         if opts.upsample != "transpose":  # older manifests have no such key
             self.arch_kwargs["upsample"] = opts.upsample
+        if opts.noise_levels:
+            self.arch_kwargs["noise_levels"] = opts.noise_levels
         netG = init_weights(UNetGenerator(**self.arch_kwargs), opts.init_gain)
         d_kwargs: dict[str, Any] = {
             "in_channels": 6 + self.num_conditions,
