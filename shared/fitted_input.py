@@ -13,9 +13,10 @@ before) or::
 
 No image format starts with that magic, and the API stores only what it decoded itself, so a
 client cannot send pixels past the decoder. ``unpack`` checks the length against the header.
-A worker whose model version takes another size (a hot reload between the API's check and
-the run, or a pinned older version) fits the stored pixels again: correct, if softer than
-from the upload; at the same size, fitting them again changes nothing.
+A worker whose model version takes another size (a reload between the API's look at the
+cluster and the run, or workers on two versions during a rollout) fits the stored pixels
+again: correct, if softer than from the upload; at the same size, fitting them again changes
+nothing. A job pinned to a version other than the served one keeps its upload.
 """
 
 from __future__ import annotations
