@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import struct
 
-import numpy as np
 from PIL import Image
 
 from shared.image_ops import fit_image
@@ -42,9 +41,8 @@ def fits_from(img: Image.Image, original_size: tuple[int, int], spec: TensorSpec
 
 def pack(img: Image.Image, spec: TensorSpec) -> bytes:
     """``img`` (RGB) fitted to ``spec``'s size as the worker would, with the header above."""
-    fitted = fit_image(img, (spec.width, spec.height), fit=spec.fit)
-    pixels = np.asarray(fitted, dtype=np.uint8)  # (H, W, 3)
-    return MAGIC + _HEADER.pack(spec.width, spec.height) + pixels.tobytes()
+    fitted = fit_image(img, (spec.width, spec.height), fit=spec.fit)  # RGB: (H, W, 3) bytes
+    return MAGIC + _HEADER.pack(spec.width, spec.height) + fitted.tobytes()
 
 
 def unpack(data: bytes) -> Image.Image | None:

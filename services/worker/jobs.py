@@ -121,7 +121,9 @@ def _translate(rt: WorkerRuntime, job: JobRecord) -> tuple[Image.Image, int, lis
         )
 
     # the API stores the pixels already fitted to the model where it can (no decode here)
-    img = fitted_input.unpack(data) or rt.decoder.submit(decode).result()
+    img = fitted_input.unpack(data)
+    if img is None:  # the upload as sent
+        img = rt.decoder.submit(decode).result()
     try:
         examples = model_inputs(img, spec, job.condition, noises)  # n x (C, H, W) in [-1, 1]
     except ConditionError as exc:

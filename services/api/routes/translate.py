@@ -12,7 +12,7 @@ from PIL import Image
 
 from services.api import problem_kinds as kinds
 from services.api import submit
-from services.api.deps import ApiKeyDep, AppState, StateDep
+from services.api.deps import ApiKeyDep, StateDep
 from services.api.problems import UNAUTHORIZED, Problem, problem_responses
 from services.api.rate_limit import RateLimitDep
 from services.api.schemas import GenerateRequest, JobStatus, TranslateOptions
@@ -20,6 +20,7 @@ from services.api.uploads import parse_translate
 from shared import fitted_input, images
 from shared.images import ImageInfo
 from shared.jobs import JobRecord, new_job_id
+from shared.worker_beat import ServedModel
 
 router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[ApiKeyDep, RateLimitDep])
 
@@ -99,15 +100,14 @@ TRANSLATE_BODY = {
 }
 
 
-async def _condition(
-    state: AppState, model: str, field: str, value: str | None, *, routed: bool
+def _condition(
+    served: ServedModel | None, model: str, field: str, value: str | None, *, routed: bool
 ) -> str | None:
     """The condition value to send, or 422 when ``model`` (served) does not take it. A model
     chosen by ``auto`` that takes no such condition simply drops it (a drawing sent with a
     style goes to sketch→photo); an unknown model is the worker's to refuse (404)."""
     if value is None:
         return None
-    served = (await state.cluster.get()).models.get(model)
     if served is None:
         return value
     spec = served.input
@@ -122,13 +122,12 @@ async def _condition(
     raise Problem.invalid_field(field, detail)
 
 
-async def _variations(
-    state: AppState, model: str, n: int, seed: int | None, *, routed: bool
+def _variations(
+    served: ServedModel | None, model: str, n: int, seed: int | None, *, routed: bool
 ) -> tuple[int, int | None]:
     """``n`` and the seed to run with. A served model without noise gives one image: ``n`` > 1
     or a seed answers 422 (a model chosen by ``auto`` drops the seed); a model with noise
     asked for ``n`` > 1 without a seed gets a random one (sent back in ``X-Seed``)."""
-    served = (await state.cluster.get()).models.get(model)
     if served is not None and not served.input.noise_dim:
         if n > 1:
             raise Problem.invalid_field("n", f"model {model!r} takes no noise: n must be 1")
@@ -141,12 +140,11 @@ async def _variations(
 
 
 async def _worker_input(
-    state: AppState, model: str, version: int | None, img: Image.Image, info: ImageInfo
+    served: ServedModel | None, version: int | None, img: Image.Image, info: ImageInfo
 ) -> bytes | None:
     """The decoded upload fitted to the served model, for the worker to read without decoding
     it again (``shared.fitted_input``); None (store the upload) when the model is not served
     here, another version is pinned, or the decode was reduced below the model's size."""
-    served = (await state.cluster.get()).models.get(model)
     if served is None or served.task == "generate" or version not in (None, served.version):
         return None
     spec = served.input
@@ -189,8 +187,9 @@ async def translate(
         model = s.default_sketch2photo_model if is_drawing else s.default_photo2sketch_model
         routed_by = f"auto: {'drawing' if is_drawing else 'photo'} ({confidence:.2f})"
     style = None if opts.style is None else str(opts.style)
-    condition = await _condition(state, model, "style", style, routed=bool(routed_by))
-    n, seed = await _variations(state, model, opts.n, opts.seed, routed=bool(routed_by))
+    served = (await state.cluster.get()).models.get(model)  # None: the worker's to refuse
+    condition = _condition(served, model, "style", style, routed=bool(routed_by))
+    n, seed = _variations(served, model, opts.n, opts.seed, routed=bool(routed_by))
     job = JobRecord(
         id=new_job_id(),
         model=model,
@@ -207,7 +206,7 @@ async def translate(
         created_at=time.time(),
         deadline=submit.deadline_for(state, request, opts.timeout),
     )
-    fitted = await _worker_input(state, model, opts.version, img, info)
+    fitted = await _worker_input(served, opts.version, img, info)
     job_input = submit.JobInput(upload=data, stored=data if fitted is None else fitted)
     is_async = submit.wants_async(request, async_)
     return await submit.run(state, request, job, job_input, is_async=is_async)
