@@ -71,7 +71,12 @@ class Settings(BaseSettings):
     reload_interval_s: float = Field(default=1.0, gt=0)
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     decode_threads: int = Field(default=4, gt=0)
-    intra_op_threads: int = Field(default=0, ge=0)  # 0: the runtime's default
+    # batching threads per loaded model that run batches side by side on one session (Triton's
+    # instance count); with intra_op_threads 0 each gets cores // instances intra-op threads.
+    # 2 served 14-21% more at 8 clients on 2 cores, but a lone request then gets one core
+    # (benchmarks/RESULTS.md §8): more for throughput, 1 for the latency of one client.
+    model_instances: int = Field(default=1, gt=0)
+    intra_op_threads: int = Field(default=0, ge=0)  # 0: the runtime's default (see above)
     # ONNX graphs on CPU: "auto" runs a version's int8 copy where its manifest says it passed
     # its quality bound (Manifest.quantized.accepted), "int8" wherever there is one, "fp32"
     # never (shared/backends). GPU providers always run model.onnx.

@@ -11,6 +11,12 @@ the next of the fixed ``batch_sizes`` (so TensorRT / cuDNN see a few shapes only
 forward pass, and hands each caller its own slice. An example of another shape than the
 model's is refused on submit (:class:`ShapeError`), and one that reaches a batch anyway fails
 alone: the others of its batch still run.
+
+``instances`` batching threads (Triton's instance count) take from the one queue and run
+batches side by side on the same backend: on a CPU, two one-thread executions get more
+images/s from two cores than one two-thread execution (``S2I_MODEL_INSTANCES``, and
+``benchmarks/RESULTS.md``). The backend must be safe to call from several threads (ONNX
+Runtime sessions and TorchScript modules are).
 """
 
 from __future__ import annotations
@@ -75,7 +81,10 @@ class DynamicBatcher:
         idle_runs_at_once: bool = False,
         on_batch: Callable[[BatchStats], None] | None = None,
         name: str = "batcher",
+        instances: int = 1,
     ) -> None:
+        if instances < 1:
+            raise ValueError(f"instances must be at least 1, not {instances}")
         self.backend = backend
         self.example_shape = example_shape  # one example, no batch axis; None: any one shape
         self.max_batch_size = max_batch_size
@@ -87,11 +96,16 @@ class DynamicBatcher:
         self.batch_sizes = sizes
         self.on_batch = on_batch
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
-        self._idle_since = 0.0  # perf_counter when the last batch finished
         self._closed = threading.Event()
         self._lock = threading.Lock()  # orders submit against close
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(
+                target=self._loop, name=name if instances == 1 else f"{name}-{i}", daemon=True
+            )
+            for i in range(instances)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     # --- callers -----------------------------------------------------------------------
     def submit(self, example: np.ndarray) -> Future[BatchResult]:
@@ -112,8 +126,11 @@ class DynamicBatcher:
             if self._closed.is_set():
                 return
             self._closed.set()
-            self._queue.put(None)  # wakes the loop; everything before it still runs
-        self._thread.join(timeout)
+            for _ in self._threads:  # one stop mark per thread; everything before runs
+                self._queue.put(None)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     @property
     def closed(self) -> bool:
@@ -123,14 +140,16 @@ class DynamicBatcher:
         return self.batch_sizes[bisect.bisect_left(self.batch_sizes, n)]
 
     # --- the batching thread -----------------------------------------------------------
-    def _gather(self) -> tuple[list[_Pending], bool]:
-        """Block for one example, then gather more until full or the delay passes."""
+    def _gather(self, idle_since: float) -> tuple[list[_Pending], bool]:
+        """Block for one example, then gather more until full or the delay passes.
+
+        idle_since: when this thread's last batch finished (perf_counter)."""
         first = self._queue.get()
         if first is None:
             return [], True
         batch = [first]
         # arrived while the engine was idle: take what is queued now, wait for nothing more
-        waits = not self.idle_runs_at_once or first.submitted < self._idle_since
+        waits = not self.idle_runs_at_once or first.submitted < idle_since
         deadline = first.submitted + (self.max_queue_delay_s if waits else 0.0)
         stop = False
         while len(batch) < self.max_batch_size:
@@ -194,21 +213,14 @@ class DynamicBatcher:
                 log.exception("on_batch callback failed")
 
     def _loop(self) -> None:
+        idle_since = 0.0
         while True:
-            batch, stop = self._gather()
+            batch, stop = self._gather(idle_since)
             if batch:
                 self._run(batch)
-                self._idle_since = time.perf_counter()
-            if stop:
+                idle_since = time.perf_counter()
+            if stop:  # this thread's stop mark
                 break
-        # drain anything that raced in before close() took the lock
-        rest: list[_Pending] = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                rest.append(item)
-        for i in range(0, len(rest), self.max_batch_size):
-            self._run(rest[i : i + self.max_batch_size])
+        # Nothing is left for this thread: submit and close() are ordered by the lock, so every
+        # example sits before the stop marks in the FIFO queue and was taken before this
+        # thread's mark; the marks still queued belong to the other threads.

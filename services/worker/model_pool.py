@@ -11,6 +11,7 @@ never served; the old one stays, and the failure is logged and counted in metric
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -57,6 +58,16 @@ class ReloadEvent:
     detail: str = ""
 
 
+def intra_op_threads(settings: Settings) -> int:
+    """The intra-op threads of each model's session: ``S2I_INTRA_OP_THREADS`` when set, else
+    this process's cores shared among the model's instances (0, the runtime's own default,
+    for one instance)."""
+    if settings.intra_op_threads or settings.model_instances == 1:
+        return settings.intra_op_threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // settings.model_instances)
+
+
 def canary(backend: InferenceBackend, manifest: Manifest) -> None:
     """Run a batch of 2 different inputs; the output must be right-shaped, finite, not flat."""
     lo, hi = manifest.input.value_range
@@ -98,7 +109,7 @@ class ModelPool:
             manifest,
             prefer=s.backend,
             device=s.device,
-            intra_op_threads=s.intra_op_threads,
+            intra_op_threads=intra_op_threads(s),
             precision=s.precision,
             spinning=s.onnx_spinning,
         )
@@ -138,6 +149,7 @@ class ModelPool:
             example_shape=manifest.input.shape(1)[1:],
             on_batch=stats_sink,
             name=f"batcher-{name}-v{version}",
+            instances=s.model_instances,
         )
         self._emit(ReloadEvent(name, version, "loaded", backend.name))
         return LoadedModel(manifest, backend, batcher)

@@ -345,3 +345,52 @@ def test_examples_queued_behind_a_running_batch_are_gathered(
     for f in queued:
         f.result(timeout=5)
     assert [s.size for s in stats] == [1, 5]  # alone at once, then the queue as one batch
+
+
+class _Rendezvous(FakeBackend):
+    """A backend whose every call waits until ``parties`` calls are inside it at once."""
+
+    def __init__(self, parties: int, timeout_s: float) -> None:
+        super().__init__(pad_batches=False)
+        self._barrier = threading.Barrier(parties, timeout=timeout_s)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        self._barrier.wait()  # BrokenBarrierError when the calls do not overlap
+        return super().run(batch)
+
+
+def test_instances_run_batches_side_by_side(batchers: list[DynamicBatcher]) -> None:
+    side_by_side = _make(batchers, _Rendezvous(2, timeout_s=5), max_batch_size=1, instances=2)
+    one_at_a_time = _make(batchers, _Rendezvous(2, timeout_s=0.3), max_batch_size=1)
+
+    futures = [side_by_side.submit(_example(i)) for i in range(6)]
+    for i, f in enumerate(futures):
+        np.testing.assert_array_equal(f.result(timeout=10).output, _example(-i))
+
+    first = one_at_a_time.submit(_example(1))  # no second thread to meet it: the call times out
+    with pytest.raises(threading.BrokenBarrierError):
+        first.result(timeout=10)
+
+
+def test_close_with_several_instances_finishes_everything_and_stops_each_thread(
+    batchers: list[DynamicBatcher],
+) -> None:
+    backend = FakeBackend(latency_s=0.002)
+    batcher = _make(batchers, backend, max_batch_size=4, max_queue_delay_ms=5, instances=3,
+                    name="closing")  # fmt: skip
+    assert len([t for t in threading.enumerate() if t.name.startswith("closing-")]) == 3
+
+    futures = [batcher.submit(_example(i)) for i in range(60)]
+    batcher.close(timeout=10)
+
+    for i, f in enumerate(futures):
+        np.testing.assert_array_equal(f.result(timeout=0).output, _example(-i))
+    assert sum(backend.calls) >= 60
+    assert not [t for t in threading.enumerate() if t.name.startswith("closing-")]
+    with pytest.raises(BatcherClosed):
+        batcher.submit(_example(0))
+
+
+def test_instances_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="instances"):
+        DynamicBatcher(FakeBackend(), instances=0)

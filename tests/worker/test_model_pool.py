@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from services.worker.batcher import BatcherClosed, BatchResult, BatchStats
-from services.worker.model_pool import ModelPool, ReloadEvent
+from services.worker.model_pool import ModelPool, ReloadEvent, intra_op_threads
 from shared.backends import InferenceBackend
 from shared.backends.fake import FakeBackend
 from shared.manifest import INT8_ONNX_FILE, ONNX_FILE, Manifest, Quantized
@@ -453,5 +454,37 @@ def test_the_pool_serves_the_graph_its_precision_setting_picks(
         assert pool.served_models()[NAME].backend == f"onnx:CPUExecutionProvider{suffix}"
         x = _rand_x()
         np.testing.assert_allclose(_run(pool, x).output, _eager(net, x), atol=0.05)
+    finally:
+        pool.close()
+
+
+@pytest.mark.parametrize(
+    ("instances", "threads", "expected"),
+    [(1, 0, 0), (1, 3, 3), (2, 5, 5), (2, 0, None)],
+)
+def test_intra_op_threads_are_shared_among_instances_unless_set(
+    settings: Settings, instances: int, threads: int, expected: int | None
+) -> None:
+    chosen = intra_op_threads(
+        settings.model_copy(update={"model_instances": instances, "intra_op_threads": threads})
+    )
+    cores = len(os.sched_getaffinity(0))
+    assert chosen == (max(1, cores // 2) if expected is None else expected)
+
+
+def test_two_instances_serve_one_onnx_session_from_two_threads(
+    registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
+    _, net = publish_tiny(registry, NAME, tmp_path, seed=1)
+    pool = ModelPool(registry, settings.model_copy(update={"model_instances": 2}))
+    try:
+        pool.start()
+        names = [t.name for t in threading.enumerate() if t.name.startswith(f"batcher-{NAME}-v1")]
+        assert sorted(names) == [f"batcher-{NAME}-v1-0", f"batcher-{NAME}-v1-1"]
+        xs = [np.random.default_rng(i).uniform(-1, 1, (3, 8, 8)).astype(np.float32)
+              for i in range(16)]  # fmt: skip
+        futures = [pool.get(NAME).batcher.submit(x) for x in xs]
+        for x, f in zip(xs, futures, strict=True):
+            np.testing.assert_allclose(f.result(timeout=10).output, _eager(net, x), atol=1e-5)
     finally:
         pool.close()
