@@ -169,7 +169,9 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 # ---------------------------------------------------------------------------- worker (GPU)
 FROM gpu-runtime AS worker-gpu
 COPY --from=build-worker-gpu /opt/venv /opt/venv
-ENV S2I_DEVICE=cuda
+# TensorRT's engine cache (a volume in compose and k8s; owned here so a new volume is writable)
+RUN mkdir -p /trt-cache && chown 10001:10001 /trt-cache
+ENV S2I_DEVICE=cuda S2I_TRT_CACHE_ROOT=/trt-cache
 USER 10001:10001
 HEALTHCHECK --interval=15s --timeout=10s --start-period=180s --retries=3 \
     CMD ["python", "-m", "services.worker.probe"]

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     # they sleep and leave the CPU to the API and Redis; on 2 cores that served 27-30% more
     # requests at 28-43% less CPU each (benchmarks/RESULTS.md §6). On for a dedicated GPU box.
     onnx_spinning: bool = False
+    # on a GPU provider: TensorRT builds fp16 engines, CUDA runs an fp16 copy of the graph
+    gpu_fp16: bool = True
+    trt_cache_root: Path = Path("var/trt-cache")  # TensorRT engines, kept across restarts
 
     # --- trainer -----------------------------------------------------------------------
     training_queue: str = "s2i.training"

@@ -112,6 +112,8 @@ class ModelPool:
             intra_op_threads=intra_op_threads(s),
             precision=s.precision,
             spinning=s.onnx_spinning,
+            gpu_fp16=s.gpu_fp16,
+            trt_cache=s.trt_cache_root,
         )
 
     def load(self, name: str, version: int) -> LoadedModel:

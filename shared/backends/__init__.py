@@ -50,6 +50,8 @@ def load_backend(
     intra_op_threads: int = 0,
     precision: Precision = "auto",
     spinning: bool = True,
+    gpu_fp16: bool = False,
+    trt_cache: Path | None = None,
 ) -> InferenceBackend:
     """Open the export in ``version_dir`` that ``prefer`` asks for (auto: ONNX first).
 
@@ -58,6 +60,8 @@ def load_backend(
     ``manifest.quantized.accepted``; model.onnx otherwise (with a warning where int8 was
     wanted). A GPU provider always runs model.onnx.
     spinning: ONNX Runtime's intra-op threads busy-wait between ops (``OnnxBackend``).
+    gpu_fp16, trt_cache: half precision and TensorRT's engine cache on a GPU provider
+    (``shared/backends/onnx.py``).
     """
     order = ["onnx", "torchscript"] if prefer == "auto" else [prefer]
     errors: list[str] = []
@@ -68,7 +72,14 @@ def load_backend(
             path = version_dir / ONNX_FILE
             if precision != "fp32" and not runs_on_gpu(device):
                 path = int8_file(version_dir, manifest, precision) or path
-            return OnnxBackend(path, device=device, threads=intra_op_threads, spinning=spinning)
+            return OnnxBackend(
+                path,
+                device=device,
+                threads=intra_op_threads,
+                spinning=spinning,
+                gpu_fp16=gpu_fp16,
+                trt_cache=trt_cache,
+            )
         if kind == "torchscript" and (version_dir / TORCHSCRIPT_FILE).is_file():
             from shared.backends.torchscript import TorchScriptBackend
 

@@ -15,7 +15,7 @@ import torch
 from services.trainer.publishing.export import ONNX_FILE, TORCHSCRIPT_FILE
 from shared.backends import InferenceBackend, load_backend
 from shared.backends.fake import FakeBackend
-from shared.backends.onnx import OnnxBackend, choose_providers
+from shared.backends.onnx import OnnxBackend, choose_providers, provider_specs
 from shared.backends.torchscript import TorchScriptBackend
 from shared.manifest import Manifest
 from shared.registry import Registry
@@ -163,6 +163,69 @@ def test_choose_providers_orders_tensorrt_cuda_cpu(
 def test_choose_providers_raises_for_cuda_without_gpu() -> None:
     with pytest.raises(RuntimeError, match="device=cuda"):
         choose_providers(["CPUExecutionProvider", "AzureExecutionProvider"], "cuda")
+
+
+def test_gpu_providers_get_fp16_the_engine_cache_and_a_bounded_arena(tmp_path: Path) -> None:
+    specs = provider_specs(choose_providers(ALL, "auto"), fp16=True, trt_cache=tmp_path)
+    assert specs == [
+        (
+            "TensorrtExecutionProvider",
+            {
+                "trt_fp16_enable": "True",
+                "trt_engine_cache_enable": "True",
+                "trt_engine_cache_path": str(tmp_path),
+                "trt_timing_cache_enable": "True",
+                "trt_timing_cache_path": str(tmp_path),
+            },
+        ),
+        ("CUDAExecutionProvider", {"arena_extend_strategy": "kSameAsRequested"}),
+        ("CPUExecutionProvider", {}),
+    ]
+    assert provider_specs(["TensorrtExecutionProvider"], fp16=False, trt_cache=None) == [
+        ("TensorrtExecutionProvider", {"trt_fp16_enable": "False"})
+    ]
+
+
+# ONNX Runtime warns about each provider this CPU build lacks, then runs on the CPU
+GPU_ON_CPU = pytest.mark.filterwarnings("ignore:Specified provider:UserWarning")
+
+
+@GPU_ON_CPU
+def test_a_session_for_tensorrt_is_built_and_runs_where_only_the_cpu_is(
+    published: tuple[Path, Manifest, TinyConv], tmp_path: Path
+) -> None:
+    if set(ort.get_available_providers()) & {"CUDAExecutionProvider", "TensorrtExecutionProvider"}:
+        pytest.skip("this ONNX Runtime has GPU providers")
+    vdir, _, net = published
+    cache = tmp_path / "trt"
+    backend = OnnxBackend(vdir / ONNX_FILE, available=ALL, gpu_fp16=True, trt_cache=cache)
+    assert cache.is_dir()  # made for TensorRT's engines
+    assert backend.name == "onnx:CPUExecutionProvider"
+    x = _batch(3)
+    np.testing.assert_allclose(backend.run(x), _eager(net, x), atol=1e-5)
+    backend.close()
+
+
+@GPU_ON_CPU
+def test_cuda_runs_an_fp16_copy_of_the_graph_with_float32_in_and_out(
+    published: tuple[Path, Manifest, TinyConv],
+) -> None:
+    if set(ort.get_available_providers()) & {"CUDAExecutionProvider", "TensorrtExecutionProvider"}:
+        pytest.skip("this ONNX Runtime has GPU providers")
+    vdir, _, net = published
+    cuda = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    half = OnnxBackend(vdir / ONNX_FILE, available=cuda, gpu_fp16=True)
+    full = OnnxBackend(vdir / ONNX_FILE, available=cuda, gpu_fp16=False)
+    assert half.name == "onnx:CPUExecutionProvider:fp16"
+    assert full.name == "onnx:CPUExecutionProvider"
+    x = _batch(4)
+    out = half.run(x)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, _eager(net, x), atol=1e-2)  # half precision
+    assert not np.array_equal(out, full.run(x))  # it did run in half precision
+    np.testing.assert_allclose(full.run(x), _eager(net, x), atol=1e-5)
+    half.close()
+    full.close()
 
 
 def test_fake_backend_records_call_sizes_and_applies_its_function() -> None:
