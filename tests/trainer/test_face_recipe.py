@@ -14,13 +14,9 @@ from torch import Tensor, nn
 from services.trainer.nets import MultiscaleDiscriminator, NLayerDiscriminator
 from services.trainer.nets.noise import NoiseInjection
 from services.trainer.recipes.base import Amp
-from services.trainer.recipes.pix2pix import (
-    Pix2PixRecipe,
-    augment_alike,
-    feature_lists,
-    feature_matching,
-    style_planes,
-)
+from services.trainer.recipes.diffaugment import augment_alike
+from services.trainer.recipes.feature_matching import feature_lists, feature_matching
+from services.trainer.recipes.pix2pix import Pix2PixRecipe, style_planes
 from tests.trainer.tiny_runs import tiny_config
 
 ALL = "color,translation,cutout"

@@ -8,6 +8,8 @@ conditional GANs: the input is the channel-concatenated (condition, image) pair,
 spatial transforms move both together and colour changes only the image's channels.
 
     x = diff_augment(torch.cat([real_A, fake_B], 1), "color,translation,cutout", color_from=3)
+
+``augment_alike`` gives several pairs the same draws (feature matching compares like with like).
 """
 
 from __future__ import annotations
@@ -95,3 +97,20 @@ def diff_augment(x: Tensor, policy: str, *, color_from: int = 0) -> Tensor:
         else:
             x = SPATIAL[name](x)
     return x.contiguous()
+
+
+def augment_alike(policy: str, color_from: int, *pairs: Tensor) -> list[Tensor]:
+    """Each of ``pairs`` DiffAugmented with the same random draws (so feature matching compares
+    like with like); unchanged when the policy is empty."""
+    if not policy:
+        return list(pairs)
+    device = pairs[0].device
+    state = torch.get_rng_state()
+    cuda_state = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    out = []
+    for pair in pairs:
+        torch.set_rng_state(state)
+        if cuda_state is not None:
+            torch.cuda.set_rng_state(cuda_state, device)
+        out.append(diff_augment(pair, policy, color_from=color_from))
+    return out

@@ -44,7 +44,6 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
@@ -56,8 +55,9 @@ from services.trainer.nets import (
     init_weights,
 )
 from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register, unwrap
-from services.trainer.recipes.diffaugment import diff_augment, parse_policy
+from services.trainer.recipes.diffaugment import augment_alike, parse_policy
 from services.trainer.recipes.ema import ema_copy, ema_update
+from services.trainer.recipes.feature_matching import feature_lists, feature_matching
 from services.trainer.recipes.losses import gan_loss
 from services.trainer.recipes.perceptual import LazyPerceptualLoss, PerceptualOptions
 from shared.manifest import TensorSpec
@@ -306,38 +306,3 @@ def style_planes(style: Tensor, num_styles: int, like: Tensor) -> Tensor:
     """(N,) class indices -> (N, K, H, W) one-hot planes shaped and typed like ``like``."""
     onehot = torch.nn.functional.one_hot(style, num_styles).to(like.dtype)  # (N, K)
     return onehot[:, :, None, None].expand(-1, -1, like.shape[2], like.shape[3])
-
-
-def augment_alike(policy: str, color_from: int, *pairs: Tensor) -> list[Tensor]:
-    """Each of ``pairs`` DiffAugmented with the same random draws (so feature matching compares
-    like with like); unchanged when the policy is empty."""
-    if not policy:
-        return list(pairs)
-    device = pairs[0].device
-    state = torch.get_rng_state()
-    cuda_state = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-    out = []
-    for pair in pairs:
-        torch.set_rng_state(state)
-        if cuda_state is not None:
-            torch.cuda.set_rng_state(cuda_state, device)
-        out.append(diff_augment(pair, policy, color_from=color_from))
-    return out
-
-
-def feature_lists(netD: nn.Module, x: Tensor) -> list[list[Tensor]]:
-    """Per scale, every layer's features (last: logits) of a single or multi-scale PatchGAN."""
-    plain = unwrap(netD)
-    if isinstance(plain, MultiscaleDiscriminator):
-        return plain.features(x)
-    assert isinstance(plain, NLayerDiscriminator)
-    return [plain.features(x)]
-
-
-def feature_matching(fake: list[list[Tensor]], real: list[list[Tensor]]) -> Tensor:
-    """pix2pixHD's loss: mean over scales of the summed L1 between D's hidden features."""
-    terms = [
-        F.l1_loss(f.float(), r.float()) for fs, rs in zip(fake, real, strict=True)
-        for f, r in zip(fs[:-1], rs[:-1], strict=True)
-    ]  # fmt: skip
-    return torch.stack(terms).sum() / len(fake)
