@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import baseline, engine, int8, latency, load, worker_footprint
+from benchmarks import baseline, batching_ratio, engine, int8, latency, load, worker_footprint
 from benchmarks.common import publish_untrained
 from shared.backends.fake import FakeBackend
 from shared.bundled import bundled_names
@@ -25,7 +25,9 @@ def model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_batching_beats_one_at_a_time_on_a_fixed_cost_backend() -> None:
     # 20 ms per forward pass whatever the batch: 8 clients batched should get ~8x through
     backend = FakeBackend(latency_s=0.02)
-    res = engine.measure_ratio(backend, clients=8, seconds=0.5, repeats=1, max_batch=16, delay_ms=5)
+    res = batching_ratio.measure_ratio(
+        backend, clients=8, seconds=0.5, repeats=1, max_batch=16, delay_ms=5
+    )
     assert res.on[0].mean_batch > 2
     assert res.off[0].mean_batch == 1
     assert res.ratio > 2
