@@ -80,7 +80,9 @@ class TrainConfig(BaseModel):
         return cls.model_validate(data)
 
 
-HIGHER_IS_BETTER = frozenset({"ssim", "psnr", "fsim", "attr_acc_fake", "attr_acc_ratio"})
+HIGHER_IS_BETTER = frozenset(
+    {"ssim", "psnr", "fsim", "attr_acc_fake", "attr_acc_ratio", "attr_bacc_fake", "attr_bacc_ratio"}
+)
 
 
 def load_file(path: Path) -> dict[str, Any]:

