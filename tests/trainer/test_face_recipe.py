@@ -235,10 +235,12 @@ def test_style_condition_is_an_input_of_g_and_d_and_of_the_export(tmp_path: Path
         recipe.conditioned(batch["A"], {"A": batch["A"], "B": batch["B"]})
 
 
-def test_full_face_option_set_trains_one_step(tmp_path: Path) -> None:
+@pytest.mark.parametrize("n_layers_D", [3, 0], ids=["patchgan-70", "pixelgan"])
+def test_full_face_option_set_trains_one_step(tmp_path: Path, n_layers_D: int) -> None:
     """num_D=2 needs a 64 px input: at 32 px the half-scale 70x70 PatchGAN runs out of pixels."""
     torch.manual_seed(0)
-    config = tiny_config(tmp_path, image_size=64, options=dict(FULL_OPTIONS))
+    options = {**FULL_OPTIONS, "n_layers_D": n_layers_D}
+    config = tiny_config(tmp_path, image_size=64, options=options)
     recipe = Pix2PixRecipe(config, torch.device("cpu"))
     netD_before = snapshot(recipe.nets["netD"])
     losses = recipe.train_step(face_batch(2, 64), Amp("off", "cpu"))

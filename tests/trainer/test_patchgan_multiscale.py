@@ -71,6 +71,22 @@ def test_features_end_with_the_logits_of_forward() -> None:
         assert per_scale[1][0].shape[-1] == per_scale[0][0].shape[-1] // 2
 
 
+def test_pixelgan_judges_each_pixel_alone() -> None:
+    # n_layers 0: one logit per pixel, and a pixel's logit depends on that pixel only
+    torch.manual_seed(0)
+    netD = NLayerDiscriminator(in_channels=6, ndf=4, n_layers=0, norm="none").eval()
+    assert all(c.kernel_size == (1, 1) for c in convs(netD))
+    x = _img(1, 16)
+    changed = x.clone()
+    changed[:, :, 5, 7] += 0.5
+    with torch.no_grad():
+        before, after = netD(x), netD(changed)
+        assert before.shape == (1, 1, 16, 16)
+        moved = (before - after).abs()[0, 0] > 0
+        assert moved.nonzero().tolist() == [[5, 7]]
+        assert [f.shape[1] for f in netD.features(x)] == [4, 8, 1]
+
+
 def test_spectral_norm_bounds_every_conv_near_one_after_a_few_passes() -> None:
     torch.manual_seed(0)
     plain = init_weights(NLayerDiscriminator(in_channels=6, ndf=8, norm="none"))

@@ -3,7 +3,8 @@
 With n_layers=3 every output logit sees a 70x70 patch of the input: conv 4x4 s2 (ndf, no
 norm), then n_layers-1 more stride-2 convs doubling the width (capped at ndf*8), one
 stride-1 conv (ndf*2**min(n_layers, 3)) and a stride-1 conv to one channel. For pix2pix the
-input is the pair (real_A, B) concatenated on channels, hence in_channels=6.
+input is the pair (real_A, B) concatenated on channels, hence in_channels=6. n_layers=0 is the
+paper's PixelGAN: 1x1 convs (ndf, 2*ndf, 1), so every logit judges one pixel's colour.
 
 The output is a map of raw logits (no sigmoid): the GAN losses apply BCEWithLogits or MSE
 (LSGAN) to it. ``spectral_norm=True`` wraps every convolution in spectral normalisation
@@ -39,29 +40,8 @@ class NLayerDiscriminator(nn.Module):
         spectral_norm: bool = False,
     ) -> None:
         super().__init__()
-        bias = uses_bias(norm)
-        kw, padw = 4, 1
-        layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, ndf, kernel_size=kw, stride=2, padding=padw),
-            nn.LeakyReLU(0.2, True),
-        ]
-        mult = 1
-        for n in range(1, n_layers):
-            prev, mult = mult, min(2**n, 8)
-            layers += [
-                nn.Conv2d(
-                    ndf * prev, ndf * mult, kernel_size=kw, stride=2, padding=padw, bias=bias
-                ),
-                norm_layer(norm, ndf * mult),
-                nn.LeakyReLU(0.2, True),
-            ]
-        prev, mult = mult, min(2**n_layers, 8)
-        layers += [
-            nn.Conv2d(ndf * prev, ndf * mult, kernel_size=kw, stride=1, padding=padw, bias=bias),
-            norm_layer(norm, ndf * mult),
-            nn.LeakyReLU(0.2, True),
-            nn.Conv2d(ndf * mult, 1, kernel_size=kw, stride=1, padding=padw),
-        ]
+        make = pixel_layers if n_layers == 0 else patch_layers
+        layers = make(in_channels, ndf, n_layers, norm)
         if spectral_norm:
             layers = [
                 nn.utils.parametrizations.spectral_norm(m) if isinstance(m, nn.Conv2d) else m
@@ -81,6 +61,44 @@ class NLayerDiscriminator(nn.Module):
                 out.append(x)
         out.append(x)
         return out
+
+
+def patch_layers(in_channels: int, ndf: int, n_layers: int, norm: str) -> list[nn.Module]:
+    """The PatchGAN: n_layers 4x4 stride-2 convs, a 4x4 stride-1 conv, a conv to logits."""
+    bias = uses_bias(norm)
+    kw, padw = 4, 1
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, ndf, kernel_size=kw, stride=2, padding=padw),
+        nn.LeakyReLU(0.2, True),
+    ]
+    mult = 1
+    for n in range(1, n_layers):
+        prev, mult = mult, min(2**n, 8)
+        layers += [
+            nn.Conv2d(ndf * prev, ndf * mult, kernel_size=kw, stride=2, padding=padw, bias=bias),
+            norm_layer(norm, ndf * mult),
+            nn.LeakyReLU(0.2, True),
+        ]
+    prev, mult = mult, min(2**n_layers, 8)
+    return [
+        *layers,
+        nn.Conv2d(ndf * prev, ndf * mult, kernel_size=kw, stride=1, padding=padw, bias=bias),
+        norm_layer(norm, ndf * mult),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(ndf * mult, 1, kernel_size=kw, stride=1, padding=padw),
+    ]
+
+
+def pixel_layers(in_channels: int, ndf: int, n_layers: int, norm: str) -> list[nn.Module]:
+    """The PixelGAN (n_layers 0): 1x1 convs, one logit per pixel, (N, 1, H, W)."""
+    return [
+        nn.Conv2d(in_channels, ndf, kernel_size=1),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(ndf, ndf * 2, kernel_size=1, bias=uses_bias(norm)),
+        norm_layer(norm, ndf * 2),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(ndf * 2, 1, kernel_size=1),
+    ]
 
 
 class MultiscaleDiscriminator(nn.Module):

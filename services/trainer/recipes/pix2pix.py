@@ -70,7 +70,8 @@ class Pix2PixOptions(PerceptualOptions):
 
     ngf: int = Field(default=64, gt=0)  # generator width (last conv layer)
     ndf: int = Field(default=64, gt=0)  # discriminator width (first conv layer)
-    n_layers_D: int = Field(default=3, gt=0)  # noqa: N815  (the reference code's name); 3: 70x70
+    # the reference code's name; 3: 70x70 patches, 1: 16x16, 0: the PixelGAN (1x1)
+    n_layers_D: int = Field(default=3, ge=0)  # noqa: N815
     num_downs: int | None = Field(default=None, ge=5)  # None: from the image size
     norm: Literal["batch", "instance", "none"] = "instance"  # netG (see the module doc)
     norm_D: Literal["batch", "instance", "none"] = "batch"  # noqa: N815
