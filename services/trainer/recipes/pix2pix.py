@@ -28,6 +28,7 @@ defaults stay the paper's recipe; ``configs/`` holds the shipped face recipes):
   would average it away;
 - ``num_D``, ``spectral_norm``, ``lambda_fm``: pix2pixHD's multi-scale PatchGAN with
   feature matching, spectral norm in D (``services.trainer.nets.MultiscaleDiscriminator``);
+- ``n_layers_D``: D's patch (3: 70x70, 2: 34x34, 1: 16x16, 0: the paper's 1x1 PixelGAN);
 - ``diffaugment``: the same differentiable augmentation on D's real and fake pairs, in the D
   and the G step (``recipes.diffaugment``);
 - ``ema_beta``: an EMA copy of netG ("netG_ema") is what is evaluated and exported;
