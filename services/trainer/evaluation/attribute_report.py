@@ -26,6 +26,25 @@ def _labels(classifier: AttributeClassifier, attrs: Tensor, label_rows: bool) ->
     return classifier.spec.labels(attrs).cpu() if label_rows else attrs.long().cpu()
 
 
+def class_counts(labels: Tensor, hits: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+    """Items of each true class and how many of them were predicted right: two (..., C) tensors
+    from labels (N, K) and hits (N, K) (1.0 where the prediction was right), per attribute."""
+    shape = (*labels.shape[1:], num_classes)
+    totals = torch.zeros(shape, dtype=torch.float64)
+    correct = torch.zeros(shape, dtype=torch.float64)
+    for k in range(labels.shape[1]):
+        totals[k].index_add_(0, labels[:, k], torch.ones_like(hits[:, k], dtype=torch.float64))
+        correct[k].index_add_(0, labels[:, k], hits[:, k].double())
+    return totals, correct
+
+
+def mean_recall(totals: Tensor, correct: Tensor) -> Tensor:
+    """(K,) balanced accuracy: the mean recall over the classes present, from (K, C) counts."""
+    present = totals > 0
+    recall = torch.where(present, correct / totals.clamp(min=1), 0.0)
+    return recall.sum(1) / present.sum(1).clamp(min=1)
+
+
 def attribute_accuracy(
     classifier: AttributeClassifier,
     images: Tensor,
@@ -41,16 +60,12 @@ def attribute_accuracy(
     balanced: mean recall over the classes present (robust to FS2K's skewed attributes).
     """
     y = _labels(classifier, attrs, label_rows)  # (N, K)
-    pred = classifier.predict(images)  # (N, K)
-    out: dict[str, float] = {}
-    for k, name in enumerate(classifier.spec.names):
-        hit = (pred[:, k] == y[:, k]).double()
-        if balanced:
-            recalls = [hit[y[:, k] == c].mean() for c in y[:, k].unique()]
-            out[name] = float(torch.stack(recalls).mean())
-        else:
-            out[name] = float(hit.mean())
-    return out
+    hits = (classifier.predict(images) == y).double()  # (N, K)
+    if balanced:
+        acc = mean_recall(*class_counts(y, hits, max(classifier.spec.num_classes)))
+    else:
+        acc = hits.mean(0)
+    return {name: float(acc[k]) for k, name in enumerate(classifier.spec.names)}
 
 
 class AttributeAccumulator:
@@ -68,45 +83,38 @@ class AttributeAccumulator:
         self.reset()
 
     def reset(self) -> None:
-        k, c = len(self.names), max(self.classifier.spec.num_classes)
-        self.correct_real = torch.zeros(k, dtype=torch.float64)
-        self.correct_fake = torch.zeros(k, dtype=torch.float64)
-        self.count = 0
-        self.per_class = torch.zeros(k, c, dtype=torch.float64)  # items of each true class
-        self.per_class_real = torch.zeros(k, c, dtype=torch.float64)  # ... predicted right
-        self.per_class_fake = torch.zeros(k, c, dtype=torch.float64)
+        shape = (len(self.names), max(self.classifier.spec.num_classes))
+        self.totals = torch.zeros(shape, dtype=torch.float64)  # (K, C) items of each true class
+        self.correct_real = torch.zeros(shape, dtype=torch.float64)  # ... predicted right
+        self.correct_fake = torch.zeros(shape, dtype=torch.float64)
+
+    @property
+    def count(self) -> int:
+        """Items added so far."""
+        return int(self.totals[0].sum()) if len(self.names) else 0
 
     def update(self, fake: Tensor, real: Tensor, attrs: Tensor, *, label_rows: bool = True) -> None:
         """fake, real: (N, 3, H, W) in [-1, 1] of the same items; attrs their label rows."""
         if fake.shape[0] != real.shape[0] or attrs.shape[0] != real.shape[0]:
             raise ValueError("fake, real and attrs must describe the same items")
         y = _labels(self.classifier, attrs, label_rows)  # (N, K)
-        hit_real = (self.classifier.predict(real) == y).double()  # (N, K)
-        hit_fake = (self.classifier.predict(fake) == y).double()
-        self.correct_real += hit_real.sum(0)
-        self.correct_fake += hit_fake.sum(0)
-        self.count += y.shape[0]
-        for k in range(y.shape[1]):
-            self.per_class[k].index_add_(0, y[:, k], torch.ones_like(hit_real[:, k]))
-            self.per_class_real[k].index_add_(0, y[:, k], hit_real[:, k])
-            self.per_class_fake[k].index_add_(0, y[:, k], hit_fake[:, k])
-
-    def _balanced(self, hits: Tensor) -> Tensor:
-        """(K,) mean recall over the classes present, from per-class hit counts (K, C)."""
-        present = self.per_class > 0
-        recall = torch.where(present, hits / self.per_class.clamp(min=1), 0.0)
-        return recall.sum(1) / present.sum(1).clamp(min=1)
+        c = self.totals.shape[1]
+        totals, correct_real = class_counts(y, self.classifier.predict(real) == y, c)
+        _, correct_fake = class_counts(y, self.classifier.predict(fake) == y, c)
+        self.totals += totals
+        self.correct_real += correct_real
+        self.correct_fake += correct_fake
 
     def compute(self) -> dict[str, float]:
         """The report (see the module doc); empty when nothing was added."""
         if self.count == 0:
             return {}
-        real = self.correct_real / self.count  # (K,)
-        fake = self.correct_fake / self.count  # (K,)
+        real = self.correct_real.sum(1) / self.count  # (K,)
+        fake = self.correct_fake.sum(1) / self.count  # (K,)
         keep = [self.names.index(n) for n in self.classifier.summary_names]
         acc_real, acc_fake = float(real[keep].mean()), float(fake[keep].mean())
-        bal_real = self._balanced(self.per_class_real)
-        bal_fake = self._balanced(self.per_class_fake)
+        bal_real = mean_recall(self.totals, self.correct_real)  # (K,)
+        bal_fake = mean_recall(self.totals, self.correct_fake)
         bacc_real, bacc_fake = float(bal_real[keep].mean()), float(bal_fake[keep].mean())
         out = {
             "attr_acc_real": acc_real,

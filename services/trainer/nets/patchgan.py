@@ -40,8 +40,11 @@ class NLayerDiscriminator(nn.Module):
         spectral_norm: bool = False,
     ) -> None:
         super().__init__()
-        make = pixel_layers if n_layers == 0 else patch_layers
-        layers = make(in_channels, ndf, n_layers, norm)
+        layers = (
+            pixel_layers(in_channels, ndf, norm)
+            if n_layers == 0
+            else patch_layers(in_channels, ndf, n_layers, norm)
+        )
         if spectral_norm:
             layers = [
                 nn.utils.parametrizations.spectral_norm(m) if isinstance(m, nn.Conv2d) else m
@@ -89,7 +92,7 @@ def patch_layers(in_channels: int, ndf: int, n_layers: int, norm: str) -> list[n
     ]
 
 
-def pixel_layers(in_channels: int, ndf: int, n_layers: int, norm: str) -> list[nn.Module]:
+def pixel_layers(in_channels: int, ndf: int, norm: str) -> list[nn.Module]:
     """The PixelGAN (n_layers 0): 1x1 convs, one logit per pixel, (N, 1, H, W)."""
     return [
         nn.Conv2d(in_channels, ndf, kernel_size=1),
