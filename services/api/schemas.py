@@ -48,7 +48,7 @@ class TranslateOptions(BaseModel):
     )
     output_size: OutputSize = Field(
         "model",
-        description="`model`: the model's size (128x128 for the bundled face models); `input`: "
+        description="`model`: the model's size (its `output` in `GET /v1/models`); `input`: "
         "the input's width and height (bicubic resize of the model's output, at most "
         "`S2I_MAX_OUTPUT_PIXELS` pixels, keeping the aspect ratio); with `n` > 1, each "
         "variation at that size, the `n` of them together within `S2I_MAX_OUTPUT_PIXELS`",
