@@ -1,5 +1,5 @@
 """pix2pix's options beyond the paper (the face recipes): resize upsampling, multi-scale
-spectral-normed D with feature matching, DiffAugment, the EMA generator, the style condition."""
+spectral-normed D with feature matching, DiffAugment, the EMA generator, the style condition, the diversity term."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from services.trainer.nets.noise import NoiseInjection
 from services.trainer.recipes.base import Amp
 from services.trainer.recipes.diffaugment import augment_alike
 from services.trainer.recipes.feature_matching import feature_lists, feature_matching
-from services.trainer.recipes.pix2pix import Pix2PixRecipe, style_planes
+from services.trainer.recipes.pix2pix import Pix2PixRecipe
+from services.trainer.recipes.style_condition import style_planes
 from tests.trainer.tiny_runs import tiny_config
 
 ALL = "color,translation,cutout"
@@ -144,6 +145,30 @@ def test_noise_levels_reach_the_generator_its_training_and_its_export(tmp_path: 
     (spec,) = recipe.exports()
     assert spec.arch_kwargs["noise_levels"] == 2  # the served net is rebuilt with them
     assert "noise_levels" not in recipe_with(tmp_path).arch_kwargs
+
+
+def noise_spread(recipe: Pix2PixRecipe, batch: dict[str, Tensor]) -> float:
+    """Mean |G(x) − G(x)| over two training-mode draws of netG's noise for the same inputs."""
+    netG = recipe.nets["netG"]
+    with torch.no_grad():
+        return float((netG(batch["A"]) - netG(batch["A"])).abs().mean())
+
+
+def test_diversity_term_makes_the_generator_use_its_noise(tmp_path: Path) -> None:
+    batch = face_batch(2, 64)
+    spreads = {}
+    for weight in (0.0, 10.0):
+        torch.manual_seed(0)
+        options = {"noise_levels": 2, "upsample": "resize", "use_dropout": False}
+        recipe = recipe_with(tmp_path, image_size=64, lambda_diversity=weight, **options)
+        for _ in range(5):
+            losses = recipe.train_step(batch, Amp("off", "cpu"))
+        assert ("G_diversity" in losses) == (weight > 0)
+        spreads[weight] = noise_spread(recipe, batch)
+    # the same seed, data and steps: only the term differs, and it pulls the draws apart
+    assert spreads[10.0] > 2 * spreads[0.0]
+    with pytest.raises(ValueError, match="noise_levels"):
+        recipe_with(tmp_path, lambda_diversity=1.0)  # no noise to keep apart
 
 
 def test_multiscale_spectral_norm_discriminator_is_built(tmp_path: Path) -> None:

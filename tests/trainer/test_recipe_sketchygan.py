@@ -19,12 +19,9 @@ from services.trainer.nets import build_serving_net
 from services.trainer.publishing.export import export_model
 from services.trainer.recipes import perceptual as perceptual_module
 from services.trainer.recipes.base import RECIPES, Amp, ExportSpec, unwrap
+from services.trainer.recipes.losses import diversity_loss
 from services.trainer.recipes.perceptual import PerceptualLoss
-from services.trainer.recipes.sketchygan import (
-    SketchyGANRecipe,
-    diversity_loss,
-    one_sided_penalty,
-)
+from services.trainer.recipes.sketchygan import SketchyGANRecipe, one_sided_penalty
 from shared.backends import load_backend
 from shared.manifest import Manifest
 from shared.model_input import noise_vectors

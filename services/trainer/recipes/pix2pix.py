@@ -25,7 +25,9 @@ defaults stay the paper's recipe; ``configs/`` holds the shipped face recipes):
 - ``upsample="resize"``: bilinear resize + 3x3 conv in the U-Net decoder (no checkerboard);
 - ``noise_levels``: per-pixel noise inputs in that many outer decoder levels (StyleGAN's;
   ``services.trainer.nets.noise``), texture G can learn where L1 and the perceptual loss
-  would average it away;
+  would average it away; ``lambda_diversity`` adds the mode-seeking term (Mao et al. 2019,
+  ``recipes.losses.diversity_loss``) between two noise draws for one input, so G cannot
+  learn to ignore its noise;
 - ``num_D``, ``spectral_norm``, ``lambda_fm``: pix2pixHD's multi-scale PatchGAN with
   feature matching, spectral norm in D (``services.trainer.nets.MultiscaleDiscriminator``);
 - ``n_layers_D``: D's patch (3: 70x70, 2: 34x34, 1: 16x16, 0: the paper's 1x1 PixelGAN);
@@ -45,10 +47,9 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 import torch
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from torch import Tensor, nn
 
-from services.trainer.data.fs2k import ATTRIBUTE_NAMES, ATTRIBUTES
 from services.trainer.nets import (
     MultiscaleDiscriminator,
     NLayerDiscriminator,
@@ -59,8 +60,9 @@ from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, r
 from services.trainer.recipes.diffaugment import augment_alike, parse_policy
 from services.trainer.recipes.ema import ema_copy, ema_update
 from services.trainer.recipes.feature_matching import feature_lists, feature_matching
-from services.trainer.recipes.losses import gan_loss
+from services.trainer.recipes.losses import diversity_loss, gan_loss
 from services.trainer.recipes.perceptual import LazyPerceptualLoss, PerceptualOptions
+from services.trainer.recipes.style_condition import NUM_STYLES, STYLE, style_planes
 from shared.manifest import TensorSpec
 
 MAX_NUM_DOWNS = 8
@@ -83,6 +85,7 @@ class Pix2PixOptions(PerceptualOptions):
     # --- beyond the paper (see "Improvements" in the module doc); defaults are the paper's
     upsample: Literal["transpose", "resize"] = "transpose"
     noise_levels: int = Field(default=0, ge=0)  # decoder levels with per-pixel noise inputs
+    lambda_diversity: float = Field(default=0.0, ge=0)  # mode-seeking term (needs the noise)
     num_D: int = Field(default=1, ge=1, le=4)  # noqa: N815  PatchGANs at 1, 1/2, 1/4 … scale
     spectral_norm: bool = False  # in every conv of D (use with norm_D="none")
     lambda_fm: float = Field(default=0.0, ge=0)  # D feature matching (pix2pixHD uses 10)
@@ -96,6 +99,12 @@ class Pix2PixOptions(PerceptualOptions):
         parse_policy(value)
         return value
 
+    @model_validator(mode="after")
+    def _diversity_needs_noise(self) -> Pix2PixOptions:
+        if self.lambda_diversity > 0 and not self.noise_levels:
+            raise ValueError("lambda_diversity needs noise_levels > 0: the noise it keeps apart")
+        return self
+
 
 def num_downs_for(image_size: int) -> int:
     """Downsamplings for a side: 8 for 256, 7 for 128, 6 for 64, 5 for 32 (at most 8)."""
@@ -105,10 +114,6 @@ def num_downs_for(image_size: int) -> int:
     if n < 5:
         raise ValueError(f"pix2pix needs an image size divisible by 32, got {image_size}")
     return n
-
-
-STYLE = ATTRIBUTE_NAMES.index("style")
-NUM_STYLES = ATTRIBUTES["style"][0]
 
 
 @register
@@ -236,6 +241,9 @@ class Pix2PixRecipe(Recipe):
             perceptual = self.perceptual.get(self.device)
             if perceptual is not None:
                 losses["G_perceptual"] = opts.lambda_perceptual * perceptual(fake_B, real_B)
+            if opts.lambda_diversity > 0:  # a second draw of G's noise for the same inputs
+                fake_B2 = netG(cond_A)  # (N, 3, H, W)
+                losses["G_diversity"] = opts.lambda_diversity * diversity_loss(fake_B, fake_B2)
             loss_G = torch.stack(list(losses.values())).sum()
         amp.step(loss_G, self.optimizers["G"])
         netD.requires_grad_(True)
@@ -302,9 +310,3 @@ class Pix2PixRecipe(Recipe):
                 description=f"pix2pix {task} (U-Net + PatchGAN, Isola et al. 2017)",
             )
         ]
-
-
-def style_planes(style: Tensor, num_styles: int, like: Tensor) -> Tensor:
-    """(N,) class indices -> (N, K, H, W) one-hot planes shaped and typed like ``like``."""
-    onehot = torch.nn.functional.one_hot(style, num_styles).to(like.dtype)  # (N, K)
-    return onehot[:, :, None, None].expand(-1, -1, like.shape[2], like.shape[3])

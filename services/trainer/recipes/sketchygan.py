@@ -39,6 +39,7 @@ from services.trainer.nets import (
     init_weights,
 )
 from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register
+from services.trainer.recipes.losses import diversity_loss
 from services.trainer.recipes.perceptual import LazyPerceptualLoss, PerceptualOptions
 from shared.manifest import TensorSpec
 
@@ -109,13 +110,6 @@ def focal_cross_entropy(logits: Tensor, labels: Tensor, gamma: float) -> Tensor:
     """mean (1 − p_y)^γ · CE(logits, y) (Lin et al. 2017); γ = 0 is plain cross-entropy."""
     ce = F.cross_entropy(logits.float(), labels, reduction="none")  # (N,)
     return ((1 - torch.exp(-ce)) ** gamma * ce).mean()
-
-
-def diversity_loss(fake_1: Tensor, fake_2: Tensor, z_1: Tensor, z_2: Tensor) -> Tensor:
-    """−mean_i mean|fake_1,i − fake_2,i| / ‖z_1,i − z_2,i‖₂: lower when images differ more."""
-    image_dist = (fake_1.float() - fake_2.float()).abs().flatten(1).mean(1)  # (N,)
-    noise_dist = (z_1.float() - z_2.float()).flatten(1).norm(dim=1)  # (N,)
-    return -(image_dist / noise_dist.clamp(min=1e-8)).mean()
 
 
 def resolve_aux_attribute(option: str | None, data: str) -> str | None:
