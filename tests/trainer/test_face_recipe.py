@@ -1,5 +1,6 @@
 """pix2pix's options beyond the paper (the face recipes): resize upsampling, multi-scale
-spectral-normed D with feature matching, DiffAugment, the EMA generator, the style condition, the diversity term."""
+spectral-normed D with feature matching, DiffAugment, the EMA generator, the style condition,
+noise inputs and the diversity term."""
 
 from __future__ import annotations
 
