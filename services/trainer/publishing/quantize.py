@@ -101,9 +101,10 @@ def quantize_onnx(source: Path, target: Path, calibration: Iterable[np.ndarray])
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            # 7-bit weights: x86 CPUs without VNNI (AVX2 only) multiply uint8 x int8 pairs into
-            # int16 sums that saturate at 8 bits, which moved outputs by up to 46 grey levels
-            # there; ONNX Runtime's advice for per-channel weights on such CPUs
+            # 7-bit weights: x86 CPUs without VNNI (AVX2 only) add uint8 x int8 products in
+            # pairs into int16 sums that saturate with 8-bit weights, which moved the face
+            # models' outputs up to 118 grey levels from fp32 there (MODELS.md); ONNX
+            # Runtime's advice for per-channel weights on such CPUs
             reduce_range=True,
         )
 
