@@ -46,6 +46,7 @@ from services.trainer.evaluation.fid import FIDScorer, real_stats_path
 from services.trainer.evaluation.metrics import pairwise_l1
 from services.trainer.evaluation.sample_grid import grid_image
 from services.trainer.evaluation.suite import EvalSuite
+from services.trainer.recipes.style_condition import STYLE
 from shared.backends import InferenceBackend, load_backend
 from shared.image_ops import from_array, restore_aspect
 from shared.manifest import TensorSpec
@@ -57,7 +58,6 @@ log = logging.getLogger(__name__)
 
 COMPARE_SIZE = 256
 IDENTITY = "identity"
-STYLE = ATTRIBUTE_NAMES.index("style")
 BATCH = 16
 VARIANTS = 4  # outputs per pair of a model with noise, for variation_l1 and variation_fid
 GRID_COLUMNS = 8
