@@ -14,6 +14,7 @@ from PIL import Image
 
 from services.trainer.config import TrainConfig
 from services.trainer.data.common import to_tensor
+from services.trainer.evaluation.attribute_net import AttributeClassifier
 from services.trainer.evaluation.compare import (
     GRID_COLUMNS,
     IDENTITY,
@@ -71,6 +72,21 @@ def test_output_noise_degrades_the_pixel_metrics_the_same_way_every_run(fs2k: Pa
     assert noisy == again
     assert noisy["output_noise"] == 0.1  # recorded: `bundle --eval` refuses such figures
     assert "output_noise" not in clean
+
+
+def test_a_second_attribute_classifier_judges_the_same_photos(fs2k: Path, tmp_path: Path) -> None:
+    """--attribute-classifier: the attribute figures come from the file given."""
+    committed = compare(fs2k, "sketch2photo", [IDENTITY], fid=False)[IDENTITY]
+    torch.manual_seed(1)
+    other = tmp_path / "judge.safetensors"
+    AttributeClassifier(image_size=32, width=8).save(other)  # untrained: another judge
+    judged = compare(fs2k, "sketch2photo", [IDENTITY], fid=False, attribute_classifier=other)
+    assert "attr_bacc_ratio" in committed
+    assert "attr_bacc_ratio" in judged[IDENTITY]
+    pixels = ("ssim", "psnr", "fsim", "val_l1")
+    assert {k: judged[IDENTITY][k] for k in pixels} == {k: committed[k] for k in pixels}
+    per_attribute = [k for k in committed if k.startswith("attr_")]
+    assert any(judged[IDENTITY][k] != committed[k] for k in per_attribute)
 
 
 def test_bundle_refuses_figures_scored_with_output_noise(tmp_path: Path) -> None:

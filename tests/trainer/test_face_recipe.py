@@ -1,6 +1,6 @@
 """pix2pix's options beyond the paper (the face recipes): resize upsampling, multi-scale
 spectral-normed D with feature matching, DiffAugment, the EMA generator, the style condition,
-noise inputs and the diversity term."""
+noise inputs, the diversity term and the attribute classifier's term."""
 
 from __future__ import annotations
 
@@ -170,6 +170,29 @@ def test_diversity_term_makes_the_generator_use_its_noise(tmp_path: Path) -> Non
     assert spreads[10.0] > 2 * spreads[0.0]
     with pytest.raises(ValueError, match="noise_levels"):
         recipe_with(tmp_path, lambda_diversity=1.0)  # no noise to keep apart
+
+
+def test_attribute_term_trains_a_classifier_on_real_photos_and_g_to_satisfy_it(
+    tmp_path: Path,
+) -> None:
+    # two faces that differ only in "smile" (column 4): a bright photo smiles, a dark one does
+    # not; the sketches differ by where a white square sits
+    attrs = torch.zeros(2, 7, dtype=torch.long)
+    attrs[1, 4] = 1
+    real_A = -torch.ones(2, 3, 32, 32)
+    real_A[0, :, :8, :8], real_A[1, :, -8:, -8:] = 1.0, 1.0
+    real_B = torch.stack([torch.full((3, 32, 32), 0.6), torch.full((3, 32, 32), -0.6)])
+    batch = {"A": real_A, "B": real_B, "attrs": attrs}
+    torch.manual_seed(0)
+    recipe = recipe_with(tmp_path, lambda_l1=0.0, lambda_attr=10.0)
+    assert "netC" in recipe.nets
+    assert "C" in recipe.optimizers
+    history = [recipe.train_step(batch, Amp("off", "cpu")) for _ in range(60)]
+    assert history[-1]["C_attr"] < 0.2  # netC learned the real photos' labels
+    # and G learned to make photos netC reads each sketch's own label from
+    assert history[-1]["G_attr"] < 0.3 * history[0]["G_attr"]
+    with pytest.raises(ValueError, match="attrs"):
+        recipe.train_step({"A": real_A, "B": real_B}, Amp("off", "cpu"))
 
 
 def test_multiscale_spectral_norm_discriminator_is_built(tmp_path: Path) -> None:

@@ -58,6 +58,14 @@ def _configure_compare(p: argparse.ArgumentParser) -> None:
         help="add Gaussian noise (std SIGMA, images in [-1, 1]) to every output before "
         "scoring: how much a metric rewards grain alone (a check, not a score)",
     )
+    p.add_argument(
+        "--attribute-classifier",
+        type=Path,
+        metavar="FILE",
+        help="FS2K attribute classifier to score sketch2photo with (saved by python -m "
+        "services.trainer.evaluation.attributes --out FILE): a second judge of the attribute "
+        "ratio; default: the committed one",
+    )
 
 
 @add_command(
@@ -72,7 +80,7 @@ def _compare(args: argparse.Namespace) -> int:
     results = compare(
         args.data, args.direction, args.models, samples=args.samples, registry=registry,
         grid=args.grid, variants=args.variants, input_half=args.input_half,
-        output_noise=args.output_noise,
+        output_noise=args.output_noise, attribute_classifier=args.attribute_classifier,
     )  # fmt: skip
     if args.json is not None:
         write_json(args.json, results)

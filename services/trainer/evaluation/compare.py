@@ -42,6 +42,7 @@ from services.trainer.data import detect_layout
 from services.trainer.data.aligned import AlignedABDataset, split_ab
 from services.trainer.data.common import load_rgb, to_tensor
 from services.trainer.data.fs2k import ATTRIBUTE_NAMES, FS2KDataset
+from services.trainer.evaluation.attribute_net import AttributeClassifier
 from services.trainer.evaluation.fid import FIDScorer, real_stats_path
 from services.trainer.evaluation.metrics import pairwise_l1
 from services.trainer.evaluation.sample_grid import grid_image
@@ -223,17 +224,21 @@ def compare(
     variants: int | None = None,
     input_half: str | None = None,
     output_noise: float = 0.0,
+    attribute_classifier: Path | None = None,
 ) -> dict[str, dict[str, float]]:
     """{model: metrics} for every model on the same held-out pairs, with ``variation`` for
     models with noise (``variants`` outputs per pair, None: VARIANTS; < 2: none); ``grid``:
     also write a JPEG of the first GRID_COLUMNS pairs, a row per model between the input and
     the real image (at 128 px). ``output_noise``: Gaussian noise of this standard deviation
     (images in [-1, 1], seeded, the same for every model) added to every output before it is
-    scored: a check of how much a metric rewards grain (MODELS.md), never a way to score."""
+    scored: a check of how much a metric rewards grain (MODELS.md), never a way to score.
+    ``attribute_classifier``: a classifier file to read the attributes with instead of the
+    committed one (a second judge for a generator trained against attribute labels)."""
     registry = registry or Registry(get_settings().model_root)
     pairs = load_pairs(data, direction, samples, input_half)
     face_photos = direction == "sketch2photo" and detect_layout(data) == "fs2k"
-    suite = EvalSuite.create("cpu", fid=fid, attributes=face_photos)
+    classifier = AttributeClassifier.load(attribute_classifier) if attribute_classifier else None
+    suite = EvalSuite.create("cpu", fid=fid, attributes=face_photos, classifier=classifier)
     if suite.fid is not None:
         tag = f"val|{direction}|{input_half or ''}|{COMPARE_SIZE}"
         stats = real_stats_path(get_settings().cache_root, data, len(pairs), tag)

@@ -37,6 +37,8 @@ defaults stay the paper's recipe; ``configs/`` holds the shipped face recipes):
 - ``lambda_perceptual``: + λ · the distance (``perceptual_distance``, L1 by default) between
   Inception features (``perceptual_layers``) of fake_B and real_B (``recipes.perceptual``;
   pix2pixHD's VGG loss, with the one pretrained network the project ships);
+- ``lambda_attr``: + λ · the cross-entropy of an attribute classifier netC, trained on the
+  real targets' FS2K labels alongside, on fake_B (StarGAN's D_cls; ``recipes.attribute_critic``);
 - ``condition="style"``: FS2K's drawing style (1-3) as one-hot planes after the RGB input of
   G and D; the exported input has 3 + 3 channels and its manifest names the condition.
 """
@@ -55,6 +57,12 @@ from services.trainer.nets import (
     NLayerDiscriminator,
     UNetGenerator,
     init_weights,
+)
+from services.trainer.recipes.attribute_critic import (
+    attribute_labels,
+    build_attribute_critic,
+    critic_loss,
+    generator_attribute_loss,
 )
 from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register, unwrap
 from services.trainer.recipes.diffaugment import augment_alike, parse_policy
@@ -92,6 +100,7 @@ class Pix2PixOptions(PerceptualOptions):
     diffaugment: str = ""  # e.g. "color,translation,cutout"; "" = off
     ema_beta: float = Field(default=0.0, ge=0, lt=1)  # EMA of netG for eval/export; 0 = off
     condition: Literal["none", "style"] = "none"  # FS2K drawing style as extra input planes
+    lambda_attr: float = Field(default=0.0, ge=0)  # FS2K attribute classifier netC on fake_B
 
     @field_validator("diffaugment")
     @classmethod
@@ -177,6 +186,11 @@ class Pix2PixRecipe(Recipe):
             )
             for name in ("G", "D")
         }
+        if opts.lambda_attr > 0:
+            self.nets["netC"] = build_attribute_critic(self.image_size).to(self.device)
+            self.optimizers["C"] = torch.optim.Adam(
+                self.nets["netC"].parameters(), lr=self.lr, betas=self.betas
+            )
         if opts.ema_beta > 0:
             self.nets["netG_ema"] = ema_copy(self.nets["netG"])
         self.g_steps = 0
@@ -221,6 +235,11 @@ class Pix2PixRecipe(Recipe):
             loss_D_real = self.gan_loss(pred_real, True)
             loss_D = 0.5 * (loss_D_fake + loss_D_real)
         amp.step(loss_D, self.optimizers["D"])
+        if opts.lambda_attr > 0:  # netC: the real photos' attribute labels
+            labels = attribute_labels(batch)  # (N, K)
+            with amp.autocast():
+                loss_C = critic_loss(self.nets["netC"], real_B, labels)
+            amp.step(loss_C, self.optimizers["C"])
         # G: fool netD (frozen), stay close to the target, match D's features of the target
         netD.requires_grad_(False)
         losses: dict[str, Tensor] = {}
@@ -244,6 +263,9 @@ class Pix2PixRecipe(Recipe):
             if opts.lambda_diversity > 0:  # a second draw of G's noise for the same inputs
                 fake_B2 = netG(cond_A)  # (N, 3, H, W)
                 losses["G_diversity"] = opts.lambda_diversity * diversity_loss(fake_B, fake_B2)
+            if opts.lambda_attr > 0:  # netC (frozen) should read real_B's labels off fake_B
+                attr_loss = generator_attribute_loss(self.nets["netC"], fake_B, labels)
+                losses["G_attr"] = opts.lambda_attr * attr_loss
             loss_G = torch.stack(list(losses.values())).sum()
         amp.step(loss_G, self.optimizers["G"])
         netD.requires_grad_(True)
@@ -251,6 +273,8 @@ class Pix2PixRecipe(Recipe):
             ema_update(self.nets["netG_ema"], unwrap(netG), beta=opts.ema_beta, step=self.g_steps)
         self.g_steps += 1
         losses.update(D_real=loss_D_real, D_fake=loss_D_fake)
+        if opts.lambda_attr > 0:
+            losses["C_attr"] = loss_C
         values = torch.stack([v.detach().float() for v in losses.values()]).tolist()
         return dict(zip(losses, values, strict=True))
 
