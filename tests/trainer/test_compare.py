@@ -87,16 +87,24 @@ def test_a_second_attribute_classifier_judges_the_same_photos(fs2k: Path, tmp_pa
     assert {k: judged[IDENTITY][k] for k in pixels} == {k: committed[k] for k in pixels}
     per_attribute = [k for k in committed if k.startswith("attr_")]
     assert any(judged[IDENTITY][k] != committed[k] for k in per_attribute)
+    assert judged[IDENTITY]["other_attribute_classifier"] == 1.0  # bundle refuses these
+    assert "other_attribute_classifier" not in committed
 
 
-def test_bundle_refuses_figures_scored_with_output_noise(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("marker", "flag"),
+    [("output_noise", "--output-noise"), ("other_attribute_classifier", "--attribute-classifier")],
+)
+def test_bundle_refuses_figures_that_are_not_the_cards(
+    tmp_path: Path, marker: str, flag: str
+) -> None:
     scored = tmp_path / "eval.json"
-    scored.write_text(json.dumps({"tiny": {"fid": 150.0, "output_noise": 0.02}}))
+    scored.write_text(json.dumps({"tiny": {"fid": 150.0, marker: 1.0}}))
     out_root = tmp_path / "bundled"
     code, _, err = run_cli("bundle", "--model", "tiny", "--eval", str(scored),
                            "--out-root", str(out_root))  # fmt: skip
     assert code == 2
-    assert "--output-noise" in err
+    assert flag in err
     assert not out_root.exists()
 
 

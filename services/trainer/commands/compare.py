@@ -109,7 +109,7 @@ def _configure_bundle(p: argparse.ArgumentParser) -> None:
     _configure_bundle,
 )
 def _bundle(args: argparse.Namespace) -> int:
-    from services.trainer.evaluation.compare import OUTPUT_NOISE
+    from services.trainer.evaluation.compare import OTHER_JUDGE, OUTPUT_NOISE
     from services.trainer.publishing.bundle import bundle_version
     from shared.bundled import BUNDLED_ROOT
 
@@ -124,6 +124,12 @@ def _bundle(args: argparse.Namespace) -> int:
         evaluation = results[keys[-1]]
         if evaluation.get(OUTPUT_NOISE):
             sys.stderr.write(f"error: {args.eval} was scored with --output-noise: not a score\n")
+            return 2
+        if evaluation.get(OTHER_JUDGE):
+            sys.stderr.write(
+                f"error: {args.eval} was scored with --attribute-classifier: the card's "
+                "attribute figures come from the committed classifier\n"
+            )
             return 2
     out = bundle_version(
         registry, args.model, args.version, out_root=args.out_root or BUNDLED_ROOT,
