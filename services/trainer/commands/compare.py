@@ -109,7 +109,7 @@ def _configure_bundle(p: argparse.ArgumentParser) -> None:
     _configure_bundle,
 )
 def _bundle(args: argparse.Namespace) -> int:
-    from services.trainer.evaluation.compare import OTHER_JUDGE, OUTPUT_NOISE
+    from services.trainer.evaluation.compare import NOT_CARD_FIGURES
     from services.trainer.publishing.bundle import bundle_version
     from shared.bundled import BUNDLED_ROOT
 
@@ -122,14 +122,9 @@ def _bundle(args: argparse.Namespace) -> int:
             sys.stderr.write(f"error: {args.eval} has no entry for {args.model}\n")
             return 2
         evaluation = results[keys[-1]]
-        if evaluation.get(OUTPUT_NOISE):
-            sys.stderr.write(f"error: {args.eval} was scored with --output-noise: not a score\n")
-            return 2
-        if evaluation.get(OTHER_JUDGE):
-            sys.stderr.write(
-                f"error: {args.eval} was scored with --attribute-classifier: the card's "
-                "attribute figures come from the committed classifier\n"
-            )
+        flags = [flag for key, flag in NOT_CARD_FIGURES.items() if evaluation.get(key)]
+        if flags:
+            sys.stderr.write(f"error: {args.eval} was scored with {flags[0]}: not card figures\n")
             return 2
     out = bundle_version(
         registry, args.model, args.version, out_root=args.out_root or BUNDLED_ROOT,

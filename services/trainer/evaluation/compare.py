@@ -64,6 +64,8 @@ VARIANTS = 4  # outputs per pair of a model with noise, for variation_l1 and var
 GRID_COLUMNS = 8
 OUTPUT_NOISE = "output_noise"  # the key of a result scored with --output-noise
 OTHER_JUDGE = "other_attribute_classifier"  # 1.0 in a result scored with --attribute-classifier
+# result keys that mark figures a model card must not carry -> the compare flag that set them
+NOT_CARD_FIGURES = {OUTPUT_NOISE: "--output-noise", OTHER_JUDGE: "--attribute-classifier"}
 
 
 @dataclass
