@@ -44,6 +44,7 @@ class TrainConfig(BaseModel):
     max_steps: int | None = None  # stop after this many optimizer steps (budgets, tests)
     cpu_budget_s: float | None = None  # stop after this much process CPU time (all threads)
     init_from: str | None = None  # weights file or NAME[@VERSION] to start from (weights.py)
+    init_skip: tuple[str, ...] = ()  # nets init_from leaves fresh (e.g. "netD")
     lr: float | None = None
     beta1: float | None = None
     beta2: float = 0.999

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from services.trainer.evaluation.attribute_net import AttributeClassifier
 from services.trainer.nets import MultiscaleDiscriminator, NLayerDiscriminator
 from services.trainer.nets.noise import NoiseInjection
 from services.trainer.recipes.base import Amp
@@ -172,8 +173,9 @@ def test_diversity_term_makes_the_generator_use_its_noise(tmp_path: Path) -> Non
         recipe_with(tmp_path, lambda_diversity=1.0)  # no noise to keep apart
 
 
+@pytest.mark.parametrize("attr_size", [None, 16])  # None: netC reads the training size, 32
 def test_attribute_term_trains_a_classifier_on_real_photos_and_g_to_satisfy_it(
-    tmp_path: Path,
+    tmp_path: Path, attr_size: int | None
 ) -> None:
     # two faces that differ only in "smile" (column 4): a bright photo smiles, a dark one does
     # not; the sketches differ by where a white square sits
@@ -184,15 +186,21 @@ def test_attribute_term_trains_a_classifier_on_real_photos_and_g_to_satisfy_it(
     real_B = torch.stack([torch.full((3, 32, 32), 0.6), torch.full((3, 32, 32), -0.6)])
     batch = {"A": real_A, "B": real_B, "attrs": attrs}
     torch.manual_seed(0)
-    recipe = recipe_with(tmp_path, lambda_l1=0.0, lambda_attr=10.0)
+    recipe = recipe_with(tmp_path, lambda_l1=0.0, lambda_attr=10.0, attr_size=attr_size)
     assert "netC" in recipe.nets
     assert "C" in recipe.optimizers
+    netC = recipe.nets["netC"]
+    assert isinstance(netC, AttributeClassifier)
+    assert netC.image_size == (attr_size or 32)
     history = [recipe.train_step(batch, Amp("off", "cpu")) for _ in range(60)]
     assert history[-1]["C_attr"] < 0.2  # netC learned the real photos' labels
     # and G learned to make photos netC reads each sketch's own label from
     assert history[-1]["G_attr"] < 0.3 * history[0]["G_attr"]
     with pytest.raises(ValueError, match="attrs"):
         recipe.train_step({"A": real_A, "B": real_B}, Amp("off", "cpu"))
+    # netC's weights do not depend on the size it reads: it carries into a run at 64 px
+    bigger = recipe_with(tmp_path, image_size=64, lambda_attr=10.0, attr_size=attr_size or 32)
+    bigger.nets["netC"].load_state_dict(recipe.nets["netC"].state_dict())
 
 
 def test_multiscale_spectral_norm_discriminator_is_built(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from services.trainer.engine.weights import (
     read_weights,
     resolve,
 )
+from services.trainer.errors import InitFromError
 from services.trainer.publishing.bundle import (
     PARITY_ATOL,
     bundle_version,
@@ -37,7 +38,14 @@ from shared.backends import load_backend
 from shared.bundled import MANIFEST_FILE, ONNX_FILE, bundled_names, publish_bundled
 from shared.manifest import Manifest
 from shared.registry import Registry
-from tests.trainer.tiny_runs import load_state, one_thread, python, subprocess_env, tiny_config
+from tests.trainer.tiny_runs import (
+    load_state,
+    one_thread,
+    python,
+    run_cli,
+    subprocess_env,
+    tiny_config,
+)
 
 # exporting tiny nets warns, on purpose (as in tests/shared/test_export.py)
 pytestmark = pytest.mark.filterwarnings(
@@ -230,6 +238,50 @@ def test_init_from_another_recipes_weights_is_refused(first_run: FirstRun, tmp_p
     with pytest.raises(ValueError, match="holds cyclegan weights, not pix2pix"):
         init_from(recipe, str(other), None)
     assert_same(recipe.nets["netG"].state_dict(), before)  # nothing loaded
+
+
+def test_a_discriminator_that_no_longer_fits_is_refused_unless_skipped(
+    first_run: FirstRun, tmp_path: Path
+) -> None:
+    recipe = fresh_recipe(tmp_path, n_layers_D=1)  # the first run's D has 3 layers
+    fresh_G = {k: v.clone() for k, v in recipe.nets["netG"].state_dict().items()}
+    fresh_D = {k: v.clone() for k, v in recipe.nets["netD"].state_dict().items()}
+    with pytest.raises(InitFromError, match=r"netD does not fit .* --init-skip netD"):
+        init_from(recipe, str(first_run.weights), None)
+    assert_same(recipe.nets["netG"].state_dict(), fresh_G)  # nothing loaded
+
+    totals = init_from(recipe, str(first_run.weights), None, skip=("netD",))
+    assert totals == first_run.state["compute"]["totals"]
+    assert_same(recipe.nets["netG"].state_dict(), fp16(first_run.state["nets"]["netG"]))
+    assert_same(recipe.nets["netD"].state_dict(), fresh_D)
+
+    for typo in ("netG", "netDD"):
+        with pytest.raises(InitFromError, match=f"--init-skip {typo}"):
+            init_from(recipe, str(first_run.weights), None, skip=(typo,))
+
+
+def test_the_cli_says_which_net_to_skip_and_then_trains(
+    first_run: FirstRun, tmp_path: Path
+) -> None:
+    args = [
+        "--model-root", str(tmp_path / "models"), "train", "--recipe", "pix2pix",
+        "--data", "synthetic://10?val=2", "--set", "image_size=32", "--set", "batch_size=2",
+        "--set", "num_workers=0", "--set", "options.ngf=4", "--set", "options.ndf=4",
+        "--set", "options.n_layers_D=1", "--init-from", str(first_run.weights),
+        "--max-steps", "1", "--publish", "never",
+    ]  # fmt: skip
+    with one_thread():
+        code, _, err = run_cli(*args, "--run-dir", str(tmp_path / "refused"))
+    assert code == 2
+    assert "--init-skip netD" in err
+    assert "Traceback" not in err
+    with one_thread():
+        code, out, _ = run_cli(*args, "--run-dir", str(tmp_path / "run"), "--init-skip", "netD")
+    assert code == 0
+    final = json.loads(out)
+    assert (final["state"], final["step"]) == ("finished", 1)
+    compute = load_state(Path(final["checkpoint"]))["compute"]
+    assert compute["totals"]["steps"] == first_run.steps + 1
 
 
 def test_weights_without_a_generator_are_refused(first_run: FirstRun, tmp_path: Path) -> None:

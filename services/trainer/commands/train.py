@@ -27,7 +27,7 @@ from typing import Any
 
 from services.trainer.commands.base import EXIT_STOPPED, add_command, fail, registry_of
 from services.trainer.config import TrainConfig, apply_override, load_file
-from services.trainer.errors import DatasetLayoutError
+from services.trainer.errors import DatasetLayoutError, InitFromError
 from shared.settings import get_settings
 from shared.trainings import RECIPE_NAMES
 
@@ -54,6 +54,12 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--init-from",
         help="start from a weights file (see `pack`) or a published NAME[@VERSION]",
+    )
+    p.add_argument(
+        "--init-skip",
+        action="append",
+        metavar="NET",
+        help="with --init-from: leave this net (e.g. netD) freshly initialised; repeatable",
     )
     p.add_argument("--run-dir", type=Path, help="where logs, samples and checkpoints go")
     p.add_argument("--max-steps", type=int, help="stop after this many steps")
@@ -86,6 +92,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         "max_steps": args.max_steps,
         "publish": args.publish,
         "init_from": args.init_from,
+        "init_skip": args.init_skip,
     }
     data.update(
         {k: (str(v) if isinstance(v, Path) else v) for k, v in fields.items() if v is not None}
@@ -155,6 +162,8 @@ def _train(args: argparse.Namespace) -> int:
         )
     except DatasetLayoutError as exc:
         return fail(f"wrong dataset layout: {exc}")
+    except (InitFromError, FileNotFoundError) as exc:  # --init-from that cannot start this run
+        return fail(str(exc))
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
         sys.stdout.write(final.model_dump_json(indent=2) + "\n")
     return EXIT_STOPPED if final.state == "canceled" else 0

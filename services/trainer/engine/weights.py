@@ -16,7 +16,11 @@ starting point, and the EMA copy is not stored twice) with metadata:
 weights, netD from ``netD.safetensors`` beside it) or a published version (``NAME`` or
 ``NAME@VERSION`` in the model volume: netG only, the discriminator starts anew).
 Optimizers, schedules and the step count start anew either way; only the weights and the
-compute totals carry over (``--resume`` is the exact continuation of one run).
+compute totals carry over (``--resume`` is the exact continuation of one run). ``--init-skip
+NET`` leaves a net out, e.g. the 128 px run's netD when the 256 px run has another patch size:
+
+    python -m services.trainer train ... --init-from w.safetensors --init-skip netD \\
+        --set image_size=256 --set options.n_layers_D=1
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
+from services.trainer.errors import InitFromError
 from services.trainer.recipes.base import Recipe, unwrap
 from shared.bundled import BUNDLED_ROOT, MANIFEST_FILE
 from shared.manifest import MODEL_NAME_RE, ONNX_FILE
@@ -137,23 +142,37 @@ def resolve(spec: str, registry: Registry | None) -> tuple[Nets, dict[str, str]]
     return _folder(registry.version_dir(name, number))
 
 
-def init_from(recipe: Recipe, spec: str, registry: Registry | None) -> dict[str, float]:
+def init_from(
+    recipe: Recipe, spec: str, registry: Registry | None, skip: tuple[str, ...] = ()
+) -> dict[str, float]:
     """Load the weights named by ``spec`` (see ``resolve``) into ``recipe``'s nets; returns the
-    compute totals they carry. Nets the source lacks (e.g. D of a published version) keep
-    their fresh initialisation."""
+    compute totals they carry. Nets the source lacks (e.g. D of a published version) and nets
+    named in ``skip`` (e.g. a discriminator whose options changed) keep their fresh
+    initialisation; a net whose shapes differ from the source's is refused, naming ``skip``."""
     nets, meta = resolve(spec, registry)
     if meta.get("recipe", recipe.name) != recipe.name:
-        raise ValueError(f"{spec} holds {meta['recipe']} weights, not {recipe.name}")
+        raise InitFromError(f"{spec} holds {meta['recipe']} weights, not {recipe.name}")
+    unknown = sorted(set(skip) - set(nets) - set(recipe.nets))
+    if unknown or "netG" in skip:
+        raise InitFromError(
+            f"--init-skip {', '.join(unknown or ['netG'])}: skip one of the discriminators or "
+            f"helpers {sorted(set(nets) - {'netG'})}, never the generator"
+        )
     if EMA in recipe.nets and EMA not in nets and "netG" in nets:
         nets[EMA] = nets["netG"]
-    loaded = []
-    for name, params in nets.items():
-        if name in recipe.nets:
-            unwrap(recipe.nets[name]).load_state_dict(params)
-            loaded.append(name)
-    if "netG" not in loaded:
-        raise ValueError(f"{spec} has no generator for {recipe.name} (nets: {sorted(nets)})")
-    log.info("initialised %s from %s", ", ".join(sorted(loaded)), spec)
+    if "netG" not in nets or "netG" not in recipe.nets:
+        raise InitFromError(f"{spec} has no generator for {recipe.name} (nets: {sorted(nets)})")
+    chosen = {n: p for n, p in nets.items() if n in recipe.nets and n not in skip}
+    for name, params in chosen.items():  # check every shape before loading any
+        mine = unwrap(recipe.nets[name]).state_dict()
+        if mine.keys() != params.keys() or any(mine[k].shape != v.shape for k, v in params.items()):
+            raise InitFromError(
+                f"{spec}'s {name} does not fit this run's {name} (its options differ, e.g. "
+                f"n_layers_D or num_D); leave it out with --init-skip {name}"
+            )
+    for name, params in chosen.items():
+        unwrap(recipe.nets[name]).load_state_dict(params)
+    log.info("initialised %s from %s", ", ".join(sorted(chosen)), spec)
     compute: dict[str, float] = json.loads(meta.get("compute") or "{}")
     return compute
 

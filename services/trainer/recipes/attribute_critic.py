@@ -5,7 +5,8 @@ head pose) from the real targets real_B only. G gets λ · netC's cross-entropy 
 real_B's labels, so a photo made from a sketch is pushed to keep what the sketch shows: a
 smile, earrings, a bald head. It is not the evaluation's classifier
 (``evaluation/fs2k_attributes.safetensors``): netC starts from scratch in each run, reads the
-training resolution (the evaluation reads 64 px), and never sees a validation photo.
+side ``options.attr_size`` (by default the training size; the evaluation reads 64 px), and
+never sees a validation photo.
 
 netC has ``AttributeClassifier``'s layout (a small multi-head CNN, ~0.4 M parameters at width
 32). Its batch norm runs in training mode on real photos and in eval mode (running statistics)
@@ -24,7 +25,7 @@ CRITIC_WIDTH = 32
 
 
 def build_attribute_critic(image_size: int) -> AttributeClassifier:
-    """A fresh netC for FS2K's face attributes, reading images at the training size."""
+    """A fresh netC for FS2K's face attributes, reading images resized to ``image_size``."""
     return AttributeClassifier(AttributeSpec.fs2k(), image_size=image_size, width=CRITIC_WIDTH)
 
 

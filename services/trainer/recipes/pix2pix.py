@@ -39,6 +39,8 @@ defaults stay the paper's recipe; ``configs/`` holds the shipped face recipes):
   pix2pixHD's VGG loss, with the one pretrained network the project ships);
 - ``lambda_attr``: + λ · the cross-entropy of an attribute classifier netC, trained on the
   real targets' FS2K labels alongside, on fake_B (StarGAN's D_cls; ``recipes.attribute_critic``);
+  ``attr_size`` is the side netC reads (64, the evaluation's, costs 1/4 of 128 px; netC's
+  weights do not depend on it, so a netC carries from a 128 px run into a 256 px one);
 - ``condition="style"``: FS2K's drawing style (1-3) as one-hot planes after the RGB input of
   G and D; the exported input has 3 + 3 channels and its manifest names the condition.
 """
@@ -101,6 +103,7 @@ class Pix2PixOptions(PerceptualOptions):
     ema_beta: float = Field(default=0.0, ge=0, lt=1)  # EMA of netG for eval/export; 0 = off
     condition: Literal["none", "style"] = "none"  # FS2K drawing style as extra input planes
     lambda_attr: float = Field(default=0.0, ge=0)  # FS2K attribute classifier netC on fake_B
+    attr_size: int | None = Field(default=None, ge=16)  # netC's input side; None: image_size
 
     @field_validator("diffaugment")
     @classmethod
@@ -187,7 +190,9 @@ class Pix2PixRecipe(Recipe):
             for name in ("G", "D")
         }
         if opts.lambda_attr > 0:
-            self.nets["netC"] = build_attribute_critic(self.image_size).to(self.device)
+            self.nets["netC"] = build_attribute_critic(opts.attr_size or self.image_size).to(
+                self.device
+            )
             self.optimizers["C"] = torch.optim.Adam(
                 self.nets["netC"].parameters(), lr=self.lr, betas=self.betas
             )
