@@ -16,7 +16,8 @@ from services.trainer.nets import UNetGenerator
 from services.trainer.recipes import RECIPES
 from services.trainer.recipes.base import Amp
 from services.trainer.recipes.perceptual import PerceptualLoss
-from services.trainer.recipes.pix2pix import Pix2PixOptions, Pix2PixRecipe, num_downs_for
+from services.trainer.recipes.pix2pix import Pix2PixRecipe
+from services.trainer.recipes.pix2pix_options import Pix2PixOptions, num_downs_for
 from shared.backends import load_backend
 from shared.registry import Registry
 from tests.trainer.tiny_runs import load_state, tiny_config
