@@ -19,11 +19,13 @@ from torch import Tensor
 from services.trainer.engine.compute import Compute
 from services.trainer.engine.loop import train
 from services.trainer.engine.weights import (
+    TRAINING_NETS,
     init_from,
     onnx_generator,
     pack_checkpoint,
     read_weights,
     resolve,
+    save_training_nets,
 )
 from services.trainer.errors import InitFromError
 from services.trainer.publishing.bundle import (
@@ -371,6 +373,20 @@ def test_a_bundle_failing_its_parity_check_leaves_the_shipped_one_as_it_was(
 
     assert {p.name: p.read_bytes() for p in shipped.iterdir()} == before
     assert [p.name for p in bundled_root.iterdir()] == [NAME]  # no half-written folder
+
+
+def test_the_bundled_training_nets_are_every_net_but_the_generators(tmp_path: Path) -> None:
+    recipe = fresh_recipe(tmp_path, ema_beta=0.9, lambda_attr=1.0)
+    state = {
+        "recipe": "pix2pix",
+        "nets": {name: net.state_dict() for name, net in recipe.nets.items()},
+        "compute": {"totals": {"steps": 7}},
+    }
+    assert set(state["nets"]) == {"netG", "netG_ema", "netD", "netC"}
+    nets, meta = read_weights(save_training_nets(state, tmp_path / TRAINING_NETS))
+    assert set(nets) == {"netD", "netC"}  # the generators ship as ONNX
+    assert_same(nets["netC"], fp16(recipe.nets["netC"].state_dict()))
+    assert json.loads(meta["compute"]) == {"steps": 7}
 
 
 def test_bundle_then_publish_bundled_once_and_serve_it(first_run: FirstRun, tmp_path: Path) -> None:

@@ -13,8 +13,9 @@ starting point, and the EMA copy is not stored twice) with metadata:
         --init-from weights/faces/sketch2photo.safetensors
 
 ``--init-from`` also takes a bundled model (``shared/bundled/<name>``: netG from its ONNX
-weights, netD from ``netD.safetensors`` beside it) or a published version (``NAME`` or
-``NAME@VERSION`` in the model volume: netG only, the discriminator starts anew).
+weights, the nets only training uses from ``netD.safetensors`` beside it) or a published
+version (``NAME`` or ``NAME@VERSION`` in the model volume: netG only, the discriminator starts
+anew).
 Optimizers, schedules and the step count start anew either way; only the weights and the
 compute totals carry over (``--resume`` is the exact continuation of one run). ``--init-skip
 NET`` leaves a net out, e.g. the 128 px run's netD when the 256 px run has another patch size:
@@ -44,7 +45,7 @@ from shared.registry import Registry
 log = logging.getLogger(__name__)
 
 EMA = "netG_ema"
-DISCRIMINATORS = "netD.safetensors"  # beside a bundled model's ONNX file
+TRAINING_NETS = "netD.safetensors"  # beside a bundled model's ONNX file (save_training_nets)
 
 
 def _fp16_tensors(nets: dict[str, dict[str, Tensor]]) -> dict[str, Tensor]:
@@ -114,8 +115,8 @@ def _folder(folder: Path) -> tuple[Nets, dict[str, str]]:
     nets = {"netG": onnx_generator(folder / ONNX_FILE)}
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
     meta = {"recipe": manifest["recipe"], "compute": json.dumps(manifest.get("compute", {}))}
-    if (folder / DISCRIMINATORS).is_file():
-        nets.update(read_weights(folder / DISCRIMINATORS)[0])
+    if (folder / TRAINING_NETS).is_file():
+        nets.update(read_weights(folder / TRAINING_NETS)[0])
     return nets, meta
 
 
@@ -177,9 +178,11 @@ def init_from(
     return compute
 
 
-def save_discriminators(state: dict[str, Any], out: Path) -> Path:
-    """A checkpoint's discriminator nets ("netD*") in fp16, with the run's compute totals."""
-    tensors = _fp16_tensors({n: p for n, p in state["nets"].items() if n.startswith("netD")})
+def save_training_nets(state: dict[str, Any], out: Path) -> Path:
+    """A checkpoint's nets that only training uses, in fp16, with the run's compute totals:
+    every net but the generators ("netG*", which the ONNX graph holds), i.e. the
+    discriminators ("netD*") and pix2pix's attribute critic ("netC")."""
+    tensors = _fp16_tensors({n: p for n, p in state["nets"].items() if not n.startswith("netG")})
     meta = {
         "recipe": state["recipe"],
         "compute": json.dumps(state.get("compute", {}).get("totals", {})),

@@ -1,4 +1,4 @@
-"""Ship a published version inside the package: fp16 ONNX for serving, D for training on.
+"""Ship a published version inside the package: fp16 ONNX for serving, D (and netC) to train on.
 
     python -m services.trainer bundle --model sketch2photo [--version N] \\
         [--checkpoint var/runs/X/checkpoints/latest.pt]
@@ -12,9 +12,10 @@ with no torch):
 - ``manifest.json``: the version's manifest (metrics, compute, input spec), less its files;
   with ``--eval FILE`` (the JSON of ``compare``) its metrics are that evaluation's;
 - ``model.int8.onnx``, where the version has one (``quantize``), as it is;
-- ``netD.safetensors`` (with ``--checkpoint``): the run's discriminator(s) in fp16, so
-  ``--init-from <name>`` continues training from what the repository holds: netG comes from
-  the ONNX weights, whose names are the generator's state-dict keys (``weights.py``).
+- ``netD.safetensors`` (with ``--checkpoint``): the nets only training uses, in fp16: the
+  run's discriminator(s), and netC where the recipe has one, so ``--init-from <name>``
+  continues training from what the repository holds: netG comes from the ONNX weights, whose
+  names are the generator's state-dict keys (``weights.py``).
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ def _write_bundle(
     (out / MANIFEST_FILE).write_text(json.dumps(data, indent=2) + "\n")
     if checkpoint is not None:
         from services.trainer.engine.checkpoint import load_checkpoint
-        from services.trainer.engine.weights import save_discriminators
+        from services.trainer.engine.weights import TRAINING_NETS, save_training_nets
 
-        save_discriminators(load_checkpoint(checkpoint), out / "netD.safetensors")
+        save_training_nets(load_checkpoint(checkpoint), out / TRAINING_NETS)
     log.info("%s: fp16 max abs diff %.1e", manifest.name, diff)
