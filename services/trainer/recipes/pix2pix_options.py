@@ -46,13 +46,13 @@ class Pix2PixOptions(PerceptualOptions):
     # the reference code's name; 3: 70x70 patches, 1: 16x16, 0: the PixelGAN (1x1)
     n_layers_D: int = Field(default=3, ge=0)  # noqa: N815
     num_downs: int | None = Field(default=None, ge=5)  # None: from the image size
-    norm: Literal["batch", "instance", "none"] = "instance"  # netG (see the module doc)
+    norm: Literal["batch", "instance", "none"] = "instance"  # netG (why: recipes.pix2pix)
     norm_D: Literal["batch", "instance", "none"] = "batch"  # noqa: N815
     use_dropout: bool = True
     lambda_l1: float = Field(default=100.0, ge=0)
     gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
     init_gain: float = Field(default=0.02, gt=0)
-    # --- beyond the paper (see "Improvements" in the module doc); defaults are the paper's
+    # --- beyond the paper (the list above); defaults are the paper's
     upsample: Literal["transpose", "resize"] = "transpose"
     noise_levels: int = Field(default=0, ge=0)  # decoder levels with per-pixel noise inputs
     lambda_diversity: float = Field(default=0.0, ge=0)  # mode-seeking term (needs the noise)
