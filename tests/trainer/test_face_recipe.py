@@ -203,6 +203,23 @@ def test_attribute_term_trains_a_classifier_on_real_photos_and_g_to_satisfy_it(
     bigger.nets["netC"].load_state_dict(recipe.nets["netC"].state_dict())
 
 
+def test_attr_critic_trains_netc_and_leaves_g_as_it_would_be_without_it(tmp_path: Path) -> None:
+    batch = face_batch()
+    torch.manual_seed(0)
+    plain = recipe_with(tmp_path)
+    torch.manual_seed(0)
+    critic = recipe_with(tmp_path, attr_critic=True)
+    assert "netC" not in plain.nets
+    assert "netC" in critic.nets  # built after G and D: both start from the same weights
+    history = [critic.train_step(batch, Amp("off", "cpu")) for _ in range(3)]
+    for _ in range(3):
+        plain.train_step(batch, Amp("off", "cpu"))
+    assert "G_attr" not in history[-1]  # no term on G ...
+    assert history[-1]["C_attr"] < history[0]["C_attr"]  # ... while netC learns the labels
+    for key, value in snapshot(plain.nets["netG"]).items():
+        torch.testing.assert_close(critic.nets["netG"].state_dict()[key], value)
+
+
 def test_multiscale_spectral_norm_discriminator_is_built(tmp_path: Path) -> None:
     recipe = recipe_with(tmp_path, image_size=64, num_D=2, spectral_norm=True, norm_D="none")
     netD = recipe.nets["netD"]

@@ -115,7 +115,7 @@ class Pix2PixRecipe(Recipe):
             )
             for name in ("G", "D")
         }
-        if opts.lambda_attr > 0:
+        if opts.lambda_attr > 0 or opts.attr_critic:
             self.nets["netC"] = build_attribute_critic(opts.attr_size or self.image_size).to(
                 self.device
             )
@@ -166,7 +166,7 @@ class Pix2PixRecipe(Recipe):
             loss_D_real = self.gan_loss(pred_real, True)
             loss_D = 0.5 * (loss_D_fake + loss_D_real)
         amp.step(loss_D, self.optimizers["D"])
-        if opts.lambda_attr > 0:  # netC: the real photos' attribute labels
+        if "netC" in self.nets:  # netC: the real photos' attribute labels
             labels = attribute_labels(batch)  # (N, K)
             with amp.autocast():
                 loss_C = critic_loss(self.nets["netC"], real_B, labels)
@@ -204,7 +204,7 @@ class Pix2PixRecipe(Recipe):
             ema_update(self.nets["netG_ema"], unwrap(netG), beta=opts.ema_beta, step=self.g_steps)
         self.g_steps += 1
         losses.update(D_real=loss_D_real, D_fake=loss_D_fake)
-        if opts.lambda_attr > 0:
+        if "netC" in self.nets:
             losses["C_attr"] = loss_C
         values = torch.stack([v.detach().float() for v in losses.values()]).tolist()
         return dict(zip(losses, values, strict=True))

@@ -22,6 +22,8 @@ defaults stay the paper's recipe; ``configs/`` holds the shipped face recipes):
   real targets' FS2K labels alongside, on fake_B (StarGAN's D_cls; ``recipes.attribute_critic``);
   ``attr_size`` is the side netC reads (64, the evaluation's, costs 1/4 of 128 px; netC's
   weights do not depend on it, so a netC carries from a 128 px run into a 256 px one);
+  ``attr_critic`` trains netC with no term on G, so that a later stage (``--init-from``) can
+  start the term with a netC that already reads the photos;
 - ``condition="style"``: FS2K's drawing style (1-3) as one-hot planes after the RGB input of
   G and D; the exported input has 3 + 3 channels and its manifest names the condition.
 """
@@ -63,6 +65,7 @@ class Pix2PixOptions(PerceptualOptions):
     ema_beta: float = Field(default=0.0, ge=0, lt=1)  # EMA of netG for eval/export; 0 = off
     condition: Literal["none", "style"] = "none"  # FS2K drawing style as extra input planes
     lambda_attr: float = Field(default=0.0, ge=0)  # FS2K attribute classifier netC on fake_B
+    attr_critic: bool = False  # train netC even at lambda_attr 0, for a later stage's term
     attr_size: int | None = Field(default=None, ge=16)  # netC's input side; None: image_size
 
     @field_validator("diffaugment")
