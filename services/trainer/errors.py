@@ -10,3 +10,7 @@ class DatasetLayoutError(ValueError):
 class InitFromError(ValueError):
     """``--init-from`` weights that cannot start this run (another recipe, no generator, a net
     whose shapes differ, an unknown ``--init-skip`` name)."""
+
+
+class InitFromNotFoundError(FileNotFoundError):
+    """``--init-from`` names no weights file, model folder, bundled model or served version."""

@@ -301,6 +301,10 @@ def test_a_missing_spec_is_file_not_found(first_run: FirstRun, tmp_path: Path) -
         init_from(recipe, "no-such-model", first_run.registry)
     with pytest.raises(FileNotFoundError):
         init_from(recipe, NAME, None)  # a model name needs a registry
+    with pytest.raises(FileNotFoundError, match="no version 99"):
+        init_from(recipe, f"{NAME}@99", first_run.registry)
+    with pytest.raises(FileNotFoundError, match="not a file, a folder"):
+        init_from(recipe, f"{NAME}@latest", first_run.registry)
     with pytest.raises(FileNotFoundError), one_thread():
         train(tiny_config(tmp_path / "run", init_from="no-such-model"))
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from services.trainer.commands.base import EXIT_STOPPED, add_command, fail, registry_of
 from services.trainer.config import TrainConfig, apply_override, load_file
-from services.trainer.errors import DatasetLayoutError, InitFromError
+from services.trainer.errors import DatasetLayoutError, InitFromError, InitFromNotFoundError
 from shared.settings import get_settings
 from shared.trainings import RECIPE_NAMES
 
@@ -162,7 +162,7 @@ def _train(args: argparse.Namespace) -> int:
         )
     except DatasetLayoutError as exc:
         return fail(f"wrong dataset layout: {exc}")
-    except (InitFromError, FileNotFoundError) as exc:  # --init-from that cannot start this run
+    except (InitFromError, InitFromNotFoundError) as exc:  # --init-from cannot start this run
         return fail(str(exc))
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
         sys.stdout.write(final.model_dump_json(indent=2) + "\n")

@@ -36,11 +36,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from services.trainer.errors import InitFromError
+from services.trainer.errors import InitFromError, InitFromNotFoundError
 from services.trainer.recipes.base import Recipe, unwrap
 from shared.bundled import BUNDLED_ROOT, MANIFEST_FILE
 from shared.manifest import MODEL_NAME_RE, ONNX_FILE
-from shared.registry import Registry
+from shared.registry import Registry, RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -134,12 +134,16 @@ def resolve(spec: str, registry: Registry | None) -> tuple[Nets, dict[str, str]]
     if (
         registry is None
         or not MODEL_NAME_RE.match(name)
+        or (version and not version.isdigit())
         or (registry.current(name) is None and not version)
     ):
-        raise FileNotFoundError(
+        raise InitFromNotFoundError(
             f"--init-from {spec}: not a file, a folder, a bundled model or a served model"
         )
-    number = registry.manifest(name, int(version) if version else None).version
+    try:
+        number = registry.manifest(name, int(version) if version else None).version
+    except RegistryError as exc:  # e.g. NAME@99
+        raise InitFromNotFoundError(f"--init-from {spec}: {exc}") from exc
     return _folder(registry.version_dir(name, number))
 
 
