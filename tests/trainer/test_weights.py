@@ -339,6 +339,28 @@ def test_pack_stores_the_ema_generator_as_netg_and_init_fills_both(tmp_path: Pat
     assert_same(plain.nets["netG"].state_dict(), fp16(nets["netG_ema"]))
 
 
+def test_a_pack_that_fails_while_writing_leaves_the_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = fresh_recipe(tmp_path)
+    nets = {name: net.state_dict() for name, net in recipe.nets.items()}
+    state = {"recipe": "pix2pix", "config": recipe.config.model_dump(mode="json"), "nets": nets}
+    out = pack_checkpoint(state, tmp_path / "w" / "g.safetensors")
+    before = out.read_bytes()
+
+    def disk_full(tensors: dict[str, Tensor], filename: str, metadata: dict[str, str]) -> None:
+        Path(filename).write_bytes(b"half a file")  # what an interrupted write leaves
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("services.trainer.engine.weights.save_file", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        pack_checkpoint(state, out)
+    assert out.read_bytes() == before
+    assert [p.name for p in out.parent.iterdir()] == ["g.safetensors"]  # no temporary left
+    loaded, _ = read_weights(out)
+    assert_same(loaded["netG"], fp16(nets["netG"]))
+
+
 # --- bundled models -----------------------------------------------------------------------------
 
 

@@ -26,8 +26,11 @@ NET`` leaves a net out, e.g. the 128 px run's netD when the 256 px run has anoth
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +60,19 @@ def _fp16_tensors(nets: dict[str, dict[str, Tensor]]) -> dict[str, Tensor]:
     }
 
 
+def _save_atomic(tensors: dict[str, Tensor], out: Path, meta: dict[str, str]) -> None:
+    """safetensors ``out`` written to a temporary file beside it, then renamed: an interrupted
+    pack leaves the previous file (which a running --init-from may be reading) as it was."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex}")
+    try:
+        save_file(tensors, str(tmp), metadata=meta)
+        os.replace(tmp, out)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
 def pack_checkpoint(state: dict[str, Any], out: Path, *, source: str = "") -> Path:
     """Write a checkpoint's nets (fp16; the EMA generator as netG) and metadata to ``out``."""
     nets: dict[str, dict[str, Tensor]] = dict(state["nets"])
@@ -74,8 +90,7 @@ def pack_checkpoint(state: dict[str, Any], out: Path, *, source: str = "") -> Pa
         "compute": json.dumps(compute.get("totals", {})),
         "source": source,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out), metadata=meta)
+    _save_atomic(tensors, out, meta)
     log.info("packed %d tensors (%s) into %s", len(tensors), ", ".join(sorted(nets)), out)
     return out
 
@@ -191,6 +206,5 @@ def save_training_nets(state: dict[str, Any], out: Path) -> Path:
         "recipe": state["recipe"],
         "compute": json.dumps(state.get("compute", {}).get("totals", {})),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out), metadata=meta)
+    _save_atomic(tensors, out, meta)
     return out
