@@ -19,7 +19,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from shared.manifest import MODEL_NAME_RE, Manifest
@@ -64,14 +64,20 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+@contextlib.contextmanager
+def atomic_write(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` for the block to write; when the block ends without an
+    error it is fsynced and renamed over ``path`` and the folder synced, so a reader sees the
+    old file or the whole new one, never a part. The temporary is removed whatever happens."""
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
-    with tmp.open("w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_path(path.parent)
+    try:
+        yield tmp
+        fsync_path(tmp)
+        os.replace(tmp, path)
+        fsync_path(path.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def parse_current(text: str | None) -> int | None:
@@ -196,8 +202,8 @@ class Registry:
         version = max(self.versions(manifest.name), default=0) + 1
         while True:
             written = manifest.model_copy(update={"version": version, "files": hashes})
-            _write_atomic(tmp / MANIFEST, written.model_dump_json(indent=2))
-            fsync_path(tmp)
+            with atomic_write(tmp / MANIFEST) as manifest_tmp:  # also syncs tmp
+                manifest_tmp.write_text(written.model_dump_json(indent=2))
             target = versions_dir / f"{version:0{VERSION_DIGITS}d}"
             try:
                 if target.exists():
@@ -212,7 +218,8 @@ class Registry:
     def set_current(self, name: str, version: int) -> None:
         """Serve ``version`` (publish, or rollback to an older one)."""
         self.version_dir(name, version)  # must exist
-        _write_atomic(self.root / check_model_name(name) / "CURRENT", f"{int(version)}\n")
+        with atomic_write(self.root / check_model_name(name) / "CURRENT") as tmp:
+            tmp.write_text(f"{int(version)}\n")
         log.info("%s: CURRENT -> %d", name, version)
 
     def remove_stale_temporaries(self, name: str) -> None:

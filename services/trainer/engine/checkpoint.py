@@ -21,7 +21,6 @@ import contextlib
 import logging
 import os
 import shutil
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from services.trainer.config import TrainConfig
 from services.trainer.recipes.base import Recipe, unwrap
-from shared.registry import fsync_path
+from shared.registry import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -82,20 +81,13 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
     folder = checkpoint_dir(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step_{int(state['step']):06d}.pt"
-    tmp = folder / f".{path.name}.tmp-{uuid.uuid4().hex}"
-    try:
+    with atomic_write(path) as tmp:
         torch.save(state, tmp)
-        fsync_path(tmp)
-        os.replace(tmp, path)
-        latest_tmp = folder / f".{LATEST}.tmp-{uuid.uuid4().hex}"
+    with atomic_write(folder / LATEST) as tmp:
         try:
-            os.link(path, latest_tmp)
+            os.link(path, tmp)
         except OSError:  # no hard links on this filesystem
-            shutil.copyfile(path, latest_tmp)
-        os.replace(latest_tmp, folder / LATEST)
-        fsync_path(folder)
-    finally:
-        tmp.unlink(missing_ok=True)
+            shutil.copyfile(path, tmp)
     for old in sorted(folder.glob("step_*.pt"))[:-KEEP_LAST]:
         with contextlib.suppress(OSError):
             old.unlink()

@@ -26,11 +26,8 @@ NET`` leaves a net out, e.g. the 128 px run's netD when the 256 px run has anoth
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +40,7 @@ from services.trainer.errors import InitFromError, InitFromNotFoundError
 from services.trainer.recipes.base import Recipe, unwrap
 from shared.bundled import BUNDLED_ROOT, MANIFEST_FILE
 from shared.manifest import MODEL_NAME_RE, ONNX_FILE
-from shared.registry import Registry, RegistryError
+from shared.registry import Registry, RegistryError, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +57,12 @@ def _fp16_tensors(nets: dict[str, dict[str, Tensor]]) -> dict[str, Tensor]:
     }
 
 
-def _save_atomic(tensors: dict[str, Tensor], out: Path, meta: dict[str, str]) -> None:
-    """safetensors ``out`` written to a temporary file beside it, then renamed: an interrupted
-    pack leaves the previous file (which a running --init-from may be reading) as it was."""
+def _save(tensors: dict[str, Tensor], out: Path, meta: dict[str, str]) -> None:
+    """safetensors ``out``, written whole or not at all: an interrupted pack leaves the previous
+    file (which a running --init-from may be reading) as it was."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex}")
-    try:
+    with atomic_write(out) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, out)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def pack_checkpoint(state: dict[str, Any], out: Path, *, source: str = "") -> Path:
@@ -90,7 +82,7 @@ def pack_checkpoint(state: dict[str, Any], out: Path, *, source: str = "") -> Pa
         "compute": json.dumps(compute.get("totals", {})),
         "source": source,
     }
-    _save_atomic(tensors, out, meta)
+    _save(tensors, out, meta)
     log.info("packed %d tensors (%s) into %s", len(tensors), ", ".join(sorted(nets)), out)
     return out
 
@@ -206,5 +198,5 @@ def save_training_nets(state: dict[str, Any], out: Path) -> Path:
         "recipe": state["recipe"],
         "compute": json.dumps(state.get("compute", {}).get("totals", {})),
     }
-    _save_atomic(tensors, out, meta)
+    _save(tensors, out, meta)
     return out
