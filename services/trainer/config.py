@@ -43,6 +43,10 @@ class TrainConfig(BaseModel):
     epochs_decay: int | None = None  # then linear decay to zero over these epochs
     max_steps: int | None = None  # stop after this many optimizer steps (budgets, tests)
     cpu_budget_s: float | None = None  # stop after this much process CPU time (all threads)
+    # the learning-rate decay (engine/schedules.py): "epochs", per epoch as in the paper;
+    # "budget", per step over the run's progress (steps / planned steps, max_steps included,
+    # or CPU / cpu_budget_s, the larger), so a run its budget stops still ends at rate 0
+    schedule: Literal["epochs", "budget"] = "epochs"
     init_from: str | None = None  # weights file or NAME[@VERSION] to start from (weights.py)
     init_skip: tuple[str, ...] = ()  # nets init_from leaves fresh (e.g. "netD")
     lr: float | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -17,11 +18,11 @@ from services.trainer.engine.checkpoint import recipe_from_checkpoint
 from services.trainer.engine.distributed import DistContext
 from services.trainer.engine.loop import run_dir_for, train
 from services.trainer.engine.progress import Progress
-from services.trainer.engine.schedules import LinearDecay
+from services.trainer.engine.schedules import LinearDecay, PacedDecay
 from services.trainer.publishing.publish import publish_recipe, should_serve
 from shared.registry import Registry
 from tests.helpers import make_manifest, write_files
-from tests.trainer.tiny_runs import load_state, tiny_config
+from tests.trainer.tiny_runs import load_state, one_thread, tiny_config
 
 LR = 2e-4
 
@@ -33,6 +34,50 @@ def read_log(run_dir: Path) -> list[dict]:
 def test_linear_decay_is_constant_then_linear_to_zero() -> None:
     rule = LinearDecay(epochs=2, epochs_decay=3)
     assert [rule(e) for e in range(6)] == pytest.approx([1, 1, 0.75, 0.5, 0.25, 0])
+
+
+def test_paced_decay_is_constant_then_linear_to_zero_over_the_progress() -> None:
+    rule = PacedDecay(epochs=2, epochs_decay=2)
+    got = []
+    for progress in (0.0, 0.5, 0.75, 1.0, 1.2):
+        rule.progress = progress
+        got.append(rule(0))
+    assert got == pytest.approx([1, 1, 0.5, 0, 0])
+    never = PacedDecay(epochs=3, epochs_decay=0)
+    never.progress = 1.5
+    assert never(0) == 1
+
+
+def lrs_by_step(run_dir: Path) -> list[float]:
+    records = [r for r in read_log(run_dir) if r["event"] == "train"]
+    assert [r["step"] for r in records] == list(range(1, len(records) + 1))
+    return [r["lr"]["G"] for r in records]
+
+
+def test_budget_schedule_ends_a_run_cut_short_by_max_steps_at_a_low_rate(tmp_path: Path) -> None:
+    """9 of the 15 planned steps: the epochs schedule stops at 2/3 of the rate, the budget one
+    decays over the 9 steps (constant for the first third, then down by 1/6 a step)."""
+    by_epochs = train(tiny_config(tmp_path / "epochs", max_steps=9))
+    paced = train(tiny_config(tmp_path / "paced", max_steps=9, schedule="budget"))
+    assert (by_epochs.step, paced.step) == (9, 9)
+    assert lrs_by_step(tmp_path / "epochs") == pytest.approx([LR] * 5 + [LR * 2 / 3] * 4)
+    fifths = [LR * k / 6 for k in (5, 4, 3, 2, 1)]
+    assert lrs_by_step(tmp_path / "paced") == pytest.approx([LR] * 4 + fifths)
+
+
+def test_budget_schedule_decays_within_the_cpu_budget(tmp_path: Path) -> None:
+    """A run its CPU budget stops long before its 250 planned steps still ends its decay."""
+    fields = {"epochs": 25, "epochs_decay": 25, "cpu_budget_s": 1.0, "eval_every": 0}
+    with one_thread():
+        final = train(tiny_config(tmp_path / "paced", schedule="budget", **fields))
+        by_epochs = train(tiny_config(tmp_path / "epochs", **fields))
+    assert 0 < final.step < 250
+    assert 0 < by_epochs.step < 250
+    paced = lrs_by_step(tmp_path / "paced")
+    assert paced[0] == LR
+    assert all(later <= earlier for earlier, later in pairwise(paced))
+    assert paced[-1] < LR / 2
+    assert lrs_by_step(tmp_path / "epochs")[-1] == LR  # still in the constant half
 
 
 def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path: Path) -> None:

@@ -118,13 +118,18 @@ def prepare_nets(
     return out
 
 
+def max_over_ranks(ctx: DistContext, value: float) -> float:
+    """The largest of each rank's ``value``, on every rank (one all-reduce under DDP)."""
+    if not ctx.enabled:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=ctx.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return float(tensor.item())
+
+
 def any_rank(ctx: DistContext, flag: bool) -> bool:
     """True on every rank when ``flag`` is true on at least one (e.g. a stop request)."""
-    if not ctx.enabled:
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item() > 0)
+    return max_over_ranks(ctx, 1.0 if flag else 0.0) > 0
 
 
 def barrier(ctx: DistContext) -> None:

@@ -42,13 +42,14 @@ from services.trainer.engine.distributed import (
     DistContext,
     any_rank,
     barrier,
+    max_over_ranks,
     prepare_nets,
     setup_distributed,
     teardown_distributed,
 )
 from services.trainer.engine.logging_utils import RunLogger, StepMeter
 from services.trainer.engine.progress import Progress, PublishedVersion
-from services.trainer.engine.schedules import linear_decay_schedulers
+from services.trainer.engine.schedules import LinearDecay, PacedDecay, linear_decay_schedulers
 from services.trainer.engine.seeding import (
     capture_rng_state,
     deterministic_mode,
@@ -135,7 +136,10 @@ class _Run:
         )
         scaler = torch.amp.GradScaler(ctx.device.type) if config.amp == "fp16" else None
         self.amp = Amp(config.amp, ctx.device.type, scaler)
-        self.schedulers = linear_decay_schedulers(recipe.optimizers, epochs, decay)
+        self.planned_steps = self.total_steps
+        self.pace = PacedDecay(epochs, decay) if config.schedule == "budget" else None
+        rule = self.pace or LinearDecay(epochs, decay)
+        self.schedulers = linear_decay_schedulers(recipe.optimizers, rule)
         self.publish_metric = config.publish_metric or cls.default_publish_metric
         self.step = self.epoch = self.batch = 0
         self.events = {"eval": -1, "publish": -1, "checkpoint": -1}  # step of the latest
@@ -240,9 +244,20 @@ class _Run:
         barrier(self.ctx)
         self.events["publish"] = self.step
 
-    def end_epoch(self) -> None:
+    def step_schedules(self) -> None:
+        """Per step with ``schedule: budget``: set the rates from the run's progress."""
+        if self.pace is None:
+            return
+        budget = self.config.cpu_budget_s or float("inf")
+        progress = max(self.step / self.planned_steps, self.compute.cpu_s / budget)
+        self.pace.progress = max_over_ranks(self.ctx, progress)  # one rate on every rank
         for scheduler in self.schedulers.values():
             scheduler.step()
+
+    def end_epoch(self) -> None:
+        if self.pace is None:  # schedule "epochs": stepped here, once per epoch
+            for scheduler in self.schedulers.values():
+                scheduler.step()
         self.epoch, self.batch = self.epoch + 1, 0
         if self.config.eval_every > 0 and self.epoch % self.config.eval_every == 0:
             self.evaluate()
@@ -270,6 +285,7 @@ class _Run:
                     images_per_s=self.images_per_s,
                 )  # fmt: skip
             self.emit("running")
+        self.step_schedules()  # after the log line, which shows the rate this step used
 
     def execute(self, resume: Path | None, should_stop: Callable[[], bool]) -> Progress:
         try:
@@ -309,7 +325,7 @@ class _Run:
                         bar.set_postfix({k: f"{v:.3g}" for k, v in self.losses.items()})
                     if self.step % self.config.checkpoint_every == 0:
                         self.save()
-                    if budget is not None and self.compute.cpu_s >= budget:
+                    if budget is not None and any_rank(self.ctx, self.compute.cpu_s >= budget):
                         log.info("CPU budget of %.0f s spent at step %d", budget, self.step)
                         self.total_steps = self.step
                     if self.step >= self.total_steps:
