@@ -42,7 +42,7 @@ class TrainConfig(BaseModel):
     epochs: int | None = None  # epochs at the initial learning rate (None: recipe default)
     epochs_decay: int | None = None  # then linear decay to zero over these epochs
     max_steps: int | None = None  # stop after this many optimizer steps (budgets, tests)
-    cpu_budget_s: float | None = None  # stop after this much process CPU time (all threads)
+    cpu_budget_s: float | None = None  # stop after this much CPU time (engine/compute.py)
     # the learning-rate decay (engine/schedules.py): "epochs", per epoch as in the paper;
     # "budget", per step over the run's progress (steps / planned steps, max_steps included,
     # or CPU / cpu_budget_s, the larger), so a run its budget stops still ends at rate 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,16 @@ def test_compute_adds_to_its_base_and_round_trips() -> None:
     again.load_state_dict(compute.state_dict())
     assert again.totals() == totals
     assert (again.steps, again.images) == (3, 12)
+
+
+def test_compute_counts_the_cpu_of_child_processes_that_ended() -> None:
+    """DataLoader workers are child processes: their CPU is part of what a run costs."""
+    compute = Compute()
+    compute.start()
+    burn = "import time\nwhile time.process_time() < 0.3:\n    pass"
+    subprocess.run([sys.executable, "-c", burn], check=True)
+    compute.add(0, 0)
+    assert compute.cpu_s >= 0.3
 
 
 # --- the CPU budget -----------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """What a model cost to train, summed over every run that continued it.
 
-A run's ``Compute`` counts optimizer steps, training images seen, process CPU seconds (all
-threads) and wall seconds. A run started with ``--init-from`` begins from the totals of the
+A run's ``Compute`` counts optimizer steps, training images seen, CPU seconds (``cpu_clock``:
+the process's threads and its finished child processes, i.e. the DataLoader's workers) and wall
+seconds. A run started with ``--init-from`` begins from the totals of the
 weights it continues (``base``), so a published manifest's ``compute`` is cumulative:
 
     {"steps": 12000, "images_seen": 48000, "cpu_hours": 1.6, "wall_hours": 0.85}
@@ -9,11 +10,22 @@ weights it continues (``base``), so a published manifest's ``compute`` is cumula
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 KEYS = ("steps", "images_seen", "cpu_hours", "wall_hours")
+
+
+def cpu_clock() -> float:
+    """CPU seconds of this process (all threads) and of its children that have ended.
+
+    DataLoader workers are child processes: their CPU time is added when an epoch's loader
+    shuts them down, so within an epoch the count lags by the workers' share.
+    """
+    times = os.times()
+    return time.process_time() + times.children_user + times.children_system
 
 
 @dataclass
@@ -28,11 +40,11 @@ class Compute:
 
     def start(self) -> None:
         """Mark the start of a stretch of training (after data loading and set-up)."""
-        self._cpu0, self._wall0 = time.process_time(), time.monotonic()
+        self._cpu0, self._wall0 = cpu_clock(), time.monotonic()
 
     def add(self, steps: int, images: int) -> None:
         """Count ``steps`` steps over ``images`` images, and the time since the last call."""
-        cpu, wall = time.process_time(), time.monotonic()
+        cpu, wall = cpu_clock(), time.monotonic()
         self.cpu_s += cpu - self._cpu0
         self.wall_s += wall - self._wall0
         self._cpu0, self._wall0 = cpu, wall
