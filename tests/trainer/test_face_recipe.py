@@ -201,6 +201,8 @@ def test_attribute_term_trains_a_classifier_on_real_photos_and_g_to_satisfy_it(
     # netC's weights do not depend on the size it reads: it carries into a run at 64 px
     bigger = recipe_with(tmp_path, image_size=64, lambda_attr=10.0, attr_size=attr_size or 32)
     bigger.nets["netC"].load_state_dict(recipe.nets["netC"].state_dict())
+    with pytest.raises(ValueError, match="attr_size sizes netC"):
+        recipe_with(tmp_path, attr_size=64)  # no netC to size: a forgotten lambda_attr
 
 
 def test_attr_critic_trains_netc_and_leaves_g_as_it_would_be_without_it(tmp_path: Path) -> None:

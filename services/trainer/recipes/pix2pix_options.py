@@ -80,6 +80,12 @@ class Pix2PixOptions(PerceptualOptions):
             raise ValueError("lambda_diversity needs noise_levels > 0: the noise it keeps apart")
         return self
 
+    @model_validator(mode="after")
+    def _attr_size_needs_netC(self) -> Pix2PixOptions:  # noqa: N802
+        if self.attr_size is not None and not (self.lambda_attr > 0 or self.attr_critic):
+            raise ValueError("attr_size sizes netC, which only lambda_attr > 0 or attr_critic adds")
+        return self
+
 
 def num_downs_for(image_size: int) -> int:
     """Downsamplings for a side: 8 for 256, 7 for 128, 6 for 64, 5 for 32 (at most 8)."""
