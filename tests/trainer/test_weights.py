@@ -137,7 +137,7 @@ def test_compute_counts_the_cpu_of_child_processes_that_ended() -> None:
     burn = "import time\nwhile time.process_time() < 0.3:\n    pass"
     subprocess.run([sys.executable, "-c", burn], check=True)
     compute.add(0, 0)
-    assert compute.cpu_s >= 0.3
+    assert compute.cpu_s >= 0.25  # os.times counts children in clock ticks (10 ms)
 
 
 # --- the CPU budget -----------------------------------------------------------------------------
@@ -432,7 +432,7 @@ def test_bundle_then_publish_bundled_once_and_serve_it(first_run: FirstRun, tmp_
         first_run.registry, NAME, out_root=bundled_root, checkpoint=first_run.checkpoint
     )
     assert folder == bundled_root / NAME
-    assert {p.name for p in folder.iterdir()} == {ONNX_FILE, MANIFEST_FILE, "netD.safetensors"}
+    assert {p.name for p in folder.iterdir()} == {ONNX_FILE, MANIFEST_FILE, TRAINING_NETS}
     assert bundled_names(bundled_root) == [NAME]
     data = json.loads((folder / MANIFEST_FILE).read_text())
     assert not {"files", "version", "parent_version"} & set(data)

@@ -13,9 +13,9 @@ starting point, and the EMA copy is not stored twice) with metadata:
         --init-from weights/faces/sketch2photo.safetensors
 
 ``--init-from`` also takes a bundled model (``shared/bundled/<name>``: netG from its ONNX
-weights, the nets only training uses from ``netD.safetensors`` beside it) or a published
-version (``NAME`` or ``NAME@VERSION`` in the model volume: netG only, the discriminator starts
-anew).
+weights, the nets only training uses from ``training_nets.safetensors`` beside it) or a
+published version (``NAME`` or ``NAME@VERSION`` in the model volume: netG only, the
+discriminator starts anew).
 Optimizers, schedules and the step count start anew either way; only the weights and the
 compute totals carry over (``--resume`` is the exact continuation of one run). ``--init-skip
 NET`` leaves a net out, e.g. the 128 px run's netD when the 256 px run has another patch size:
@@ -45,7 +45,8 @@ from shared.registry import Registry, RegistryError, atomic_write
 log = logging.getLogger(__name__)
 
 EMA = "netG_ema"
-TRAINING_NETS = "netD.safetensors"  # beside a bundled model's ONNX file (save_training_nets)
+# beside a bundled model's ONNX file: its discriminator(s) and netC (save_training_nets)
+TRAINING_NETS = "training_nets.safetensors"
 
 
 def _fp16_tensors(nets: dict[str, dict[str, Tensor]]) -> dict[str, Tensor]:

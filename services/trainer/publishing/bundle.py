@@ -12,7 +12,7 @@ with no torch):
 - ``manifest.json``: the version's manifest (metrics, compute, input spec), less its files;
   with ``--eval FILE`` (the JSON of ``compare``) its metrics are that evaluation's;
 - ``model.int8.onnx``, where the version has one (``quantize``), as it is;
-- ``netD.safetensors`` (with ``--checkpoint``): the nets only training uses, in fp16: the
+- ``training_nets.safetensors`` (with ``--checkpoint``): the nets only training uses, in fp16: the
   run's discriminator(s), and netC where the recipe has one, so ``--init-from <name>``
   continues training from what the repository holds: netG comes from the ONNX weights, whose
   names are the generator's state-dict keys (``weights.py``).
