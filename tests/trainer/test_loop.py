@@ -68,10 +68,16 @@ def test_budget_schedule_ends_a_run_cut_short_by_max_steps_at_a_low_rate(tmp_pat
 def test_budget_schedule_decays_within_the_cpu_budget(tmp_path: Path) -> None:
     """A run its CPU budget stops long before its 250 planned steps still ends its decay."""
     fields = {"epochs": 25, "epochs_decay": 25, "cpu_budget_s": 1.0, "eval_every": 0}
+    progress: list[Progress] = []
     with one_thread():
-        final = train(tiny_config(tmp_path / "paced", schedule="budget", **fields))
+        config = tiny_config(tmp_path / "paced", schedule="budget", **fields)
+        final = train(config, on_progress=progress.append)
         by_epochs = train(tiny_config(tmp_path / "epochs", **fields))
     assert 0 < final.step < 250
+    # the ETA counts down to the end of the budget, not of the 250 steps (several seconds)
+    last = [p for p in progress if p.state == "running"][-1]
+    assert last.eta_s is not None
+    assert last.eta_s < 1.0
     assert 0 < by_epochs.step < 250
     paced = lrs_by_step(tmp_path / "paced")
     assert paced[0] == LR

@@ -193,8 +193,16 @@ class _Run:
         """1-based epoch of the latest step (1 before the first)."""
         return min(self.total_epochs, max(1, -(-self.step // self.steps_per_epoch)))
 
+    def steps_left(self) -> float:
+        """Steps to the end of the schedule, or of the CPU budget at this run's CPU per step."""
+        left = float(self.total_steps - self.step)
+        budget, compute = self.config.cpu_budget_s, self.compute
+        if budget is not None and compute.steps and compute.cpu_s > 0:
+            left = min(left, max(0.0, budget - compute.cpu_s) * compute.steps / compute.cpu_s)
+        return left
+
     def progress(self, state: str) -> Progress:
-        eta = self.step_time * (self.total_steps - self.step) if self.step_time else None
+        eta = self.step_time * self.steps_left() if self.step_time else None
         return Progress(
             state=state, step=self.step, total_steps=self.total_steps,
             epoch=self.epoch_of_step, total_epochs=self.total_epochs,
