@@ -252,13 +252,18 @@ class _Run:
         barrier(self.ctx)
         self.events["publish"] = self.step
 
-    def step_schedules(self) -> None:
-        """Per step with ``schedule: budget``: set the rates from the run's progress."""
+    def budget_spent(self) -> float:
+        """Share of the CPU budget spent, the largest over the ranks, so that every rank uses
+        one rate and all stop together (0 without a budget; one all-reduce under DDP)."""
+        budget = self.config.cpu_budget_s
+        return 0.0 if budget is None else max_over_ranks(self.ctx, self.compute.cpu_s) / budget
+
+    def step_schedules(self, spent: float) -> None:
+        """Per step with ``schedule: budget``: set the rates from the run's progress, the
+        larger of the steps' share and the budget's ``spent`` share."""
         if self.pace is None:
             return
-        budget = self.config.cpu_budget_s or float("inf")
-        progress = max(self.step / self.planned_steps, self.compute.cpu_s / budget)
-        self.pace.progress = max_over_ranks(self.ctx, progress)  # one rate on every rank
+        self.pace.progress = max(self.step / self.planned_steps, spent)
         for scheduler in self.schedulers.values():
             scheduler.step()
 
@@ -293,7 +298,6 @@ class _Run:
                     images_per_s=self.images_per_s,
                 )  # fmt: skip
             self.emit("running")
-        self.step_schedules()  # after the log line, which shows the rate this step used
 
     def execute(self, resume: Path | None, should_stop: Callable[[], bool]) -> Progress:
         try:
@@ -327,13 +331,15 @@ class _Run:
                         self.save()
                         log.info("stopped at step %d; resume from %s", self.step, self.checkpoint)
                         return self.emit("canceled")
-                    self.train_step(raw)
+                    self.train_step(raw)  # its log line shows the rate this step used
+                    spent = self.budget_spent()
+                    self.step_schedules(spent)
                     bar.update(1)
                     if self.step % self.config.log_every == 0:
                         bar.set_postfix({k: f"{v:.3g}" for k, v in self.losses.items()})
                     if self.step % self.config.checkpoint_every == 0:
                         self.save()
-                    if budget is not None and any_rank(self.ctx, self.compute.cpu_s >= budget):
+                    if budget is not None and spent >= 1.0:
                         log.info("CPU budget of %.0f s spent at step %d", budget, self.step)
                         self.total_steps = self.step
                     if self.step >= self.total_steps:

@@ -81,7 +81,7 @@ class Pix2PixOptions(PerceptualOptions):
         return self
 
     @model_validator(mode="after")
-    def _attr_size_needs_netC(self) -> Pix2PixOptions:  # noqa: N802
+    def _attr_size_needs_critic(self) -> Pix2PixOptions:
         if self.attr_size is not None and not (self.lambda_attr > 0 or self.attr_critic):
             raise ValueError("attr_size sizes netC, which only lambda_attr > 0 or attr_critic adds")
         return self
