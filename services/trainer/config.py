@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.manifest import MODEL_NAME_PATTERN
 
@@ -47,7 +47,9 @@ class TrainConfig(BaseModel):
     # "budget", per step over the run's progress (steps / planned steps, max_steps included,
     # or CPU / cpu_budget_s, the larger), so a run its budget stops still ends at rate 0
     schedule: Literal["epochs", "budget"] = "epochs"
-    init_from: str | None = None  # weights file or NAME[@VERSION] to start from (weights.py)
+    # weights files, bundled models or NAME[@VERSION]s to start from, in order: a later one's
+    # nets replace an earlier one's (engine/weights.py); one string is one source
+    init_from: tuple[str, ...] = ()
     init_skip: tuple[str, ...] = ()  # nets init_from leaves fresh (e.g. "netD")
     lr: float | None = None
     beta1: float | None = None
@@ -71,6 +73,11 @@ class TrainConfig(BaseModel):
     model_name: str | None = Field(default=None, pattern=MODEL_NAME_PATTERN)
     run_dir: Path | None = None  # None: <S2I_RUN_ROOT>/<recipe>-<timestamp>
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("init_from", mode="before")
+    @classmethod
+    def _one_source_is_a_string(cls, value: Any) -> Any:
+        return () if value is None else (value,) if isinstance(value, str) else value
 
     @classmethod
     def load(

@@ -75,12 +75,14 @@ def test_any_input_size_is_resized(trained) -> None:
 def test_save_load_round_trip(trained, tmp_path) -> None:
     path = tmp_path / "attrs.safetensors"
     trained.val_report = {"reddish": {"acc": 1.0, "balanced": 1.0, "majority": 0.5}}
+    trained.compute = {"cpu_hours": 0.01, "wall_hours": 0.02}
     trained.save(path)
     assert path.stat().st_size < 2_000_000
     loaded = AttributeClassifier.load(path)
     assert loaded.spec == SPEC
     assert not loaded.training
     assert loaded.val_report == trained.val_report
+    assert loaded.compute == trained.compute
     images, _ = stack(colour_items(20, seed=3))
     with torch.no_grad():
         for a, b in zip(trained.eval()(images), loaded(images), strict=True):
@@ -207,6 +209,9 @@ def test_cli_trains_and_saves_a_loadable_classifier(tmp_path) -> None:
     assert net.image_size == 16
     assert set(net.val_report) == set(net.spec.names)
     assert net.val_report["gender"]["majority"] == pytest.approx(0.5)
+    # what the fit cost, for a GAN run that starts its netC from this file to count
+    assert set(net.compute) == {"cpu_hours", "wall_hours"}
+    assert 0 < net.compute["cpu_hours"] < 0.1
 
 
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="no committed FS2K classifier")

@@ -53,7 +53,11 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", type=Path, help="checkpoint to continue from")
     p.add_argument(
         "--init-from",
-        help="start from a weights file (see `pack`) or a published NAME[@VERSION]",
+        action="append",
+        metavar="WEIGHTS",
+        help="start from a weights file (see `pack`), a bundled model, a published "
+        "NAME[@VERSION] or an attribute classifier file (netC); repeatable: a later one's nets "
+        "replace an earlier one's",
     )
     p.add_argument(
         "--init-skip",

@@ -13,21 +13,30 @@ starting point, and the EMA copy is not stored twice) with metadata:
         --init-from weights/faces/sketch2photo.safetensors
 
 ``--init-from`` also takes a bundled model (``shared/bundled/<name>``: netG from its ONNX
-weights, the nets only training uses from ``training_nets.safetensors`` beside it) or a
+weights, the nets only training uses from ``training_nets.safetensors`` beside it), a
 published version (``NAME`` or ``NAME@VERSION`` in the model volume: netG only, the
-discriminator starts anew).
+discriminator starts anew), or an attribute classifier file (``evaluation/attributes.py``,
+loaded as pix2pix's netC; never the evaluation's own classifier).
 Optimizers, schedules and the step count start anew either way; only the weights and the
 compute totals carry over (``--resume`` is the exact continuation of one run). ``--init-skip
 NET`` leaves a net out, e.g. the 128 px run's netD when the 256 px run has another patch size:
 
     python -m services.trainer train ... --init-from w.safetensors --init-skip netD \\
         --set image_size=256 --set options.n_layers_D=1
+
+``--init-from`` may be given more than once: the sources are read in order, a later one's
+nets replace an earlier one's, and their compute totals add up (what every input cost), e.g.
+the bundled generator with a netC trained alone on the real photos:
+
+    python -m services.trainer train ... --init-from sketch2photo \\
+        --init-from var/weights/fs2k-netC-s2.safetensors --set options.lambda_attr=5
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,12 +137,38 @@ def _folder(folder: Path) -> tuple[Nets, dict[str, str]]:
     return nets, meta
 
 
+def _attribute_critic(path: Path) -> tuple[Nets, dict[str, str]]:
+    """An attribute classifier file as pix2pix's netC (its weights do not depend on the size it
+    reads, so only its width must match the recipe's); refuses the evaluation's classifier,
+    which would turn the attribute metrics into a training target."""
+    from services.trainer.evaluation.attribute_net import DEFAULT_WEIGHTS, AttributeClassifier
+
+    netC = AttributeClassifier.load(path).state_dict()
+    if DEFAULT_WEIGHTS.is_file():
+        judge = AttributeClassifier.load(DEFAULT_WEIGHTS).state_dict()
+        if judge.keys() == netC.keys() and all(torch.equal(judge[k], netC[k]) for k in judge):
+            raise InitFromError(
+                f"--init-from {path} is the evaluation's attribute classifier, which scores "
+                "the models: train a critic of its own (evaluation/attributes.py --seed N)"
+            )
+    with safe_open(str(path), framework="pt") as f:
+        compute = (f.metadata() or {}).get("compute", "{}")
+    return {"netC": netC}, {"compute": compute}
+
+
+def _is_attribute_classifier(path: Path) -> bool:
+    from services.trainer.evaluation.attribute_net import FORMAT
+
+    with safe_open(str(path), framework="pt") as f:
+        return (f.metadata() or {}).get("format") == FORMAT
+
+
 def resolve(spec: str, registry: Registry | None) -> tuple[Nets, dict[str, str]]:
-    """Nets and metadata named by ``spec``: a weights file, a model folder, a bundled model's
-    name, or NAME[@VERSION] in ``registry``."""
+    """Nets and metadata named by ``spec``: a weights file, an attribute classifier file, a
+    model folder, a bundled model's name, or NAME[@VERSION] in ``registry``."""
     path = Path(spec)
     if path.is_file():
-        return read_weights(path)
+        return _attribute_critic(path) if _is_attribute_classifier(path) else read_weights(path)
     if path.is_dir():
         return _folder(path)
     if (BUNDLED_ROOT / spec / ONNX_FILE).is_file():
@@ -155,16 +190,39 @@ def resolve(spec: str, registry: Registry | None) -> tuple[Nets, dict[str, str]]
     return _folder(registry.version_dir(name, number))
 
 
+def _gather(
+    recipe: Recipe, specs: Sequence[str], registry: Registry | None
+) -> tuple[Nets, dict[str, float], dict[str, str]]:
+    """The nets of every source in order (a later one's replace an earlier one's), their
+    compute totals summed, and which source each net came from."""
+    nets: Nets = {}
+    compute: dict[str, float] = {}
+    origin: dict[str, str] = {}
+    for spec in specs:
+        found, meta = resolve(spec, registry)
+        if meta.get("recipe", recipe.name) != recipe.name:
+            raise InitFromError(f"{spec} holds {meta['recipe']} weights, not {recipe.name}")
+        nets.update(found)
+        origin.update(dict.fromkeys(found, spec))
+        for key, value in json.loads(meta.get("compute") or "{}").items():
+            compute[key] = compute.get(key, 0) + value
+    return nets, compute, origin
+
+
 def init_from(
-    recipe: Recipe, spec: str, registry: Registry | None, skip: tuple[str, ...] = ()
+    recipe: Recipe,
+    specs: str | Sequence[str],
+    registry: Registry | None,
+    skip: tuple[str, ...] = (),
 ) -> dict[str, float]:
-    """Load the weights named by ``spec`` (see ``resolve``) into ``recipe``'s nets; returns the
-    compute totals they carry. Nets the source lacks (e.g. D of a published version) and nets
-    named in ``skip`` (e.g. a discriminator whose options changed) keep their fresh
-    initialisation; a net whose shapes differ from the source's is refused, naming ``skip``."""
-    nets, meta = resolve(spec, registry)
-    if meta.get("recipe", recipe.name) != recipe.name:
-        raise InitFromError(f"{spec} holds {meta['recipe']} weights, not {recipe.name}")
+    """Load the weights named by ``specs`` (one or several, see ``resolve``; a later source's
+    nets replace an earlier one's) into ``recipe``'s nets; returns the compute totals they
+    carry, summed. Nets the sources lack (e.g. D of a published version) and nets named in
+    ``skip`` (e.g. a discriminator whose options changed) keep their fresh initialisation; a
+    net whose shapes differ from its source's is refused, naming ``skip``."""
+    specs = (specs,) if isinstance(specs, str) else tuple(specs)
+    nets, compute, origin = _gather(recipe, specs, registry)
+    label = " + ".join(specs)
     unknown = sorted(set(skip) - set(nets) - set(recipe.nets))
     if unknown or "netG" in skip:
         raise InitFromError(
@@ -173,20 +231,20 @@ def init_from(
         )
     if EMA in recipe.nets and EMA not in nets and "netG" in nets:
         nets[EMA] = nets["netG"]
+        origin[EMA] = origin["netG"]
     if "netG" not in nets or "netG" not in recipe.nets:
-        raise InitFromError(f"{spec} has no generator for {recipe.name} (nets: {sorted(nets)})")
+        raise InitFromError(f"{label} has no generator for {recipe.name} (nets: {sorted(nets)})")
     chosen = {n: p for n, p in nets.items() if n in recipe.nets and n not in skip}
     for name, params in chosen.items():  # check every shape before loading any
         mine = unwrap(recipe.nets[name]).state_dict()
         if mine.keys() != params.keys() or any(mine[k].shape != v.shape for k, v in params.items()):
             raise InitFromError(
-                f"{spec}'s {name} does not fit this run's {name} (its options differ, e.g. "
-                f"n_layers_D or num_D); leave it out with --init-skip {name}"
+                f"{origin[name]}'s {name} does not fit this run's {name} (its options differ, "
+                f"e.g. n_layers_D or num_D); leave it out with --init-skip {name}"
             )
     for name, params in chosen.items():
         unwrap(recipe.nets[name]).load_state_dict(params)
-    log.info("initialised %s from %s", ", ".join(sorted(chosen)), spec)
-    compute: dict[str, float] = json.loads(meta.get("compute") or "{}")
+    log.info("initialised %s", ", ".join(f"{n} from {origin[n]}" for n in sorted(chosen)))
     return compute
 
 

@@ -94,6 +94,9 @@ class AttributeClassifier(nn.Module):
         self.heads = nn.ModuleList(nn.Linear(8 * w, c) for c in self.spec.num_classes)
         # name -> {"acc", "balanced", "majority"} on a validation split (set by the trainer CLI)
         self.val_report: dict[str, dict[str, float]] = {}
+        # what training it cost, {"cpu_hours", "wall_hours"} (set by the trainer CLI), which a
+        # GAN run that starts its netC from this file adds to its own (engine.weights)
+        self.compute: dict[str, float] = {}
 
     @property
     def summary_names(self) -> tuple[str, ...]:
@@ -152,6 +155,7 @@ class AttributeClassifier(nn.Module):
             "image_size": str(self.image_size),
             "width": str(self.width),
             "val_report": json.dumps(self.val_report),
+            "compute": json.dumps(self.compute),
         }
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,6 +176,7 @@ class AttributeClassifier(nn.Module):
         state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(path).items()}
         net.load_state_dict(state)
         net.val_report = json.loads(meta.get("val_report", "{}"))
+        net.compute = json.loads(meta.get("compute", "{}"))
         return net.to(device).eval()
 
 

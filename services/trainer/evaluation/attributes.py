@@ -16,7 +16,15 @@ It logs the validation accuracy per attribute next to the majority-class baselin
 balanced accuracy (mean per-class recall), and stores them in the file's metadata
 (``val_report``): the headline attr_acc_* numbers average only over the attributes whose
 balanced accuracy is clearly above chance (``AttributeClassifier.summary_names``); an
-attribute the classifier cannot see would add the same constant to fake and real.
+attribute the classifier cannot see would add the same constant to fake and real. The metadata
+also holds what the fit cost (``compute``: CPU and wall hours, after the photos are loaded).
+
+The same command trains a pix2pix attribute critic netC to start a GAN run from
+(``--init-from`` takes the file; ``recipes/attribute_critic.py``). Give it another seed than
+the evaluation's classifier, which must never be a training signal:
+
+    python -m services.trainer.evaluation.attributes --data ../shared/data/fs2k --seed 2 \
+        --out var/weights/fs2k-netC-s2.safetensors
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import logging
 import time
 from pathlib import Path
 
+from services.trainer.engine.compute import cpu_clock
 from services.trainer.evaluation.attribute_net import (
     DEFAULT_WEIGHTS,
     AttributeClassifier,
@@ -84,10 +93,15 @@ def main(argv: list[str] | None = None) -> None:
     val_x, val_y = load_photos(val, spec, size, args.workers)
     log.info("loaded %d train and %d val photos in %.0f s", len(train_x), len(val_x),
              time.perf_counter() - t0)  # fmt: skip
+    cpu0, wall0 = cpu_clock(), time.perf_counter()
     net = fit_attribute_classifier(
         train_x, train_y, spec=spec, epochs=args.epochs, device=args.device, image_size=size,
         width=args.width, seed=args.seed, val=(val_x, val_y),
     ).cpu()  # fmt: skip
+    net.compute = {
+        "cpu_hours": round((cpu_clock() - cpu0) / 3600, 6),
+        "wall_hours": round((time.perf_counter() - wall0) / 3600, 6),
+    }
     acc = attribute_accuracy(net, val_x, val_y, label_rows=False)
     bal = attribute_accuracy(net, val_x, val_y, label_rows=False, balanced=True)
     base = majority_baseline(train_y, val_y, spec)

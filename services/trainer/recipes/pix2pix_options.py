@@ -23,7 +23,8 @@ defaults stay the paper's recipe; ``configs/`` holds the shipped face recipes):
   ``attr_size`` is the side netC reads (64, the evaluation's, costs 1/4 of 128 px; netC's
   weights do not depend on it, so a netC carries from a 128 px run into a 256 px one);
   ``attr_critic`` trains netC with no term on G, so that a later stage (``--init-from``) can
-  start the term with a netC that already reads the photos;
+  start the term with a netC that already reads the photos; a netC trained alone on the real
+  photos (``evaluation/attributes.py``, another seed than the evaluation's) is such a start too;
 - ``condition="style"``: FS2K's drawing style (1-3) as one-hot planes after the RGB input of
   G and D; the exported input has 3 + 3 channels and its manifest names the condition.
 """
