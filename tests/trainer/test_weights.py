@@ -354,10 +354,14 @@ def test_netc_cannot_start_from_the_evaluations_classifier(
     assert_same(recipe.nets["netC"].state_dict(), before)  # nothing loaded
 
 
-def test_a_critic_alone_is_not_a_start(tmp_path: Path) -> None:
+def test_a_critic_alone_is_not_a_start_nor_one_for_a_run_without_netc(
+    first_run: FirstRun, tmp_path: Path
+) -> None:
     critic, _ = critic_file(tmp_path / "netC.safetensors", 7, cpu_hours=0.25)
     with pytest.raises(InitFromError, match="no generator"):
         init_from(fresh_recipe(tmp_path, lambda_attr=1.0), str(critic), None)
+    with pytest.raises(InitFromError, match=r"holds netC, none of which this run has"):
+        init_from(fresh_recipe(tmp_path), [str(first_run.weights), str(critic)], None)
 
 
 def test_one_init_from_string_is_one_source(tmp_path: Path) -> None:

@@ -202,6 +202,11 @@ def _gather(
         found, meta = resolve(spec, registry)
         if meta.get("recipe", recipe.name) != recipe.name:
             raise InitFromError(f"{spec} holds {meta['recipe']} weights, not {recipe.name}")
+        if not set(found) & set(recipe.nets):  # e.g. a netC for a run without the term
+            raise InitFromError(
+                f"{spec} holds {', '.join(sorted(found))}, none of which this run has "
+                f"(its nets: {', '.join(sorted(recipe.nets))})"
+            )
         nets.update(found)
         origin.update(dict.fromkeys(found, spec))
         for key, value in json.loads(meta.get("compute") or "{}").items():
