@@ -47,10 +47,11 @@ class TrainConfig(BaseModel):
     # "budget", per step over the run's progress (steps / planned steps, max_steps included,
     # or CPU / cpu_budget_s, the larger), so a run its budget stops still ends at rate 0
     schedule: Literal["epochs", "budget"] = "epochs"
-    # weights files, bundled models or NAME[@VERSION]s to start from, in order: a later one's
-    # nets replace an earlier one's (engine/weights.py); one string is one source
+    # what to start from, in order (engine/weights.py): weights files, attribute classifier
+    # files (netC), model folders, bundled models or NAME[@VERSION]s; a later one's nets
+    # replace an earlier one's; one string is one source
     init_from: tuple[str, ...] = ()
-    init_skip: tuple[str, ...] = ()  # nets init_from leaves fresh (e.g. "netD")
+    init_skip: tuple[str, ...] = ()  # nets init_from leaves fresh (e.g. "netD"); one string: one
     lr: float | None = None
     beta1: float | None = None
     beta2: float = 0.999
@@ -74,9 +75,9 @@ class TrainConfig(BaseModel):
     run_dir: Path | None = None  # None: <S2I_RUN_ROOT>/<recipe>-<timestamp>
     options: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("init_from", mode="before")
+    @field_validator("init_from", "init_skip", mode="before")
     @classmethod
-    def _one_source_is_a_string(cls, value: Any) -> Any:
+    def _one_item_may_be_a_string(cls, value: Any) -> Any:
         return () if value is None else (value,) if isinstance(value, str) else value
 
     @classmethod

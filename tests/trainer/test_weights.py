@@ -6,9 +6,7 @@ import json
 import math
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -29,16 +27,13 @@ from services.trainer.engine.weights import (
     save_training_nets,
 )
 from services.trainer.errors import InitFromError
-from services.trainer.evaluation.attribute_net import DEFAULT_WEIGHTS
 from services.trainer.publishing.bundle import (
     PARITY_ATOL,
     bundle_version,
     check_parity,
     fp16_weights,
 )
-from services.trainer.recipes.attribute_critic import build_attribute_critic
 from services.trainer.recipes.base import Amp
-from services.trainer.recipes.pix2pix import Pix2PixRecipe
 from shared.backends import load_backend
 from shared.bundled import MANIFEST_FILE, ONNX_FILE, bundled_names, publish_bundled
 from shared.manifest import Manifest
@@ -51,65 +46,26 @@ from tests.trainer.tiny_runs import (
     subprocess_env,
     tiny_config,
 )
+from tests.trainer.weights_runs import (
+    BUDGET_S,
+    NAME,
+    FirstRun,
+    assert_same,
+    differs,
+    fp16,
+    fresh_recipe,
+    make_first_run,
+)
 
 # exporting tiny nets warns, on purpose (as in tests/shared/test_export.py)
 pytestmark = pytest.mark.filterwarnings(
     "ignore::torch.jit.TracerWarning", "ignore:.*:UserWarning:torch.*"
 )
 
-NAME = "sketch2photo-pix2pix"
-BUDGET_S = 0.5
-MANY_EPOCHS = 50  # 250 steps: far more than the budget allows
-
-
-@dataclass
-class FirstRun:
-    """A tiny run stopped by its CPU budget and published into ``registry``."""
-
-    root: Path
-    registry: Registry
-    steps: int
-    total_steps_planned: int
-    checkpoint: Path
-    state: dict[str, Any]
-    weights: Path  # the checkpoint packed as a weights file
-
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory: pytest.TempPathFactory) -> FirstRun:
-    root = tmp_path_factory.mktemp("first")
-    registry = Registry(root / "models")
-    config = tiny_config(
-        root / "run", epochs=MANY_EPOCHS, epochs_decay=0, cpu_budget_s=BUDGET_S, publish="always"
-    )
-    with one_thread():
-        final = train(config, registry=registry)
-    assert final.state == "finished"
-    assert final.checkpoint is not None
-    checkpoint = Path(final.checkpoint)
-    state = load_state(checkpoint)
-    weights = pack_checkpoint(state, root / "weights" / "g.safetensors", source=str(checkpoint))
-    return FirstRun(root, registry, final.step, MANY_EPOCHS * 5, checkpoint, state, weights)
-
-
-def fresh_recipe(tmp_path: Path, seed: int = 123, **options: Any) -> Pix2PixRecipe:
-    torch.manual_seed(seed)  # a different init from the first run's
-    config = tiny_config(tmp_path, options={"ngf": 4, "ndf": 4, **options})
-    return Pix2PixRecipe(config, torch.device("cpu"))
-
-
-def fp16(params: dict[str, Tensor]) -> dict[str, Tensor]:
-    return {k: v.half().float() if v.is_floating_point() else v for k, v in params.items()}
-
-
-def assert_same(got: dict[str, Tensor], want: dict[str, Tensor]) -> None:
-    assert set(got) == set(want)
-    for k, v in want.items():
-        assert torch.equal(got[k].float(), v.float()), k
-
-
-def differs(got: dict[str, Tensor], want: dict[str, Tensor]) -> bool:
-    return any(not torch.equal(got[k].float(), v.float()) for k, v in want.items())
+    return make_first_run(tmp_path_factory.mktemp("first"))
 
 
 # --- compute ------------------------------------------------------------------------------------
@@ -297,76 +253,6 @@ def test_the_cli_says_which_net_to_skip_and_then_trains(
     assert (final["state"], final["step"]) == ("finished", 1)
     compute = load_state(Path(final["checkpoint"]))["compute"]
     assert compute["totals"]["steps"] == first_run.steps + 1
-
-
-def critic_file(path: Path, seed: int, cpu_hours: float) -> tuple[Path, dict[str, Tensor]]:
-    """An attribute classifier file of netC's layout (what evaluation/attributes.py writes)."""
-    torch.manual_seed(seed)
-    critic = build_attribute_critic(64)
-    critic.compute = {"cpu_hours": cpu_hours, "wall_hours": 2 * cpu_hours}
-    critic.save(path)
-    return path, fp16(critic.state_dict())
-
-
-def test_init_from_several_sources_layers_their_nets_and_adds_their_compute(
-    first_run: FirstRun, tmp_path: Path
-) -> None:
-    """G and D from a run, then a D from elsewhere, then a netC trained alone: a later
-    source's net replaces an earlier one's, and what every source cost is counted."""
-    nets = first_run.state["nets"]
-    other_D = {k: v + 1 if v.is_floating_point() else v for k, v in nets["netD"].items()}
-    only_D = pack_checkpoint(
-        {**first_run.state, "nets": {"netD": other_D}}, tmp_path / "d.safetensors"
-    )
-    critic, critic_weights = critic_file(tmp_path / "netC.safetensors", 7, cpu_hours=0.25)
-    recipe = fresh_recipe(tmp_path, lambda_attr=1.0)
-    specs = [str(first_run.weights), str(only_D), str(critic)]
-
-    totals = init_from(recipe, specs, None)
-
-    assert_same(recipe.nets["netG"].state_dict(), fp16(nets["netG"]))
-    assert_same(recipe.nets["netD"].state_dict(), fp16(other_D))
-    assert_same(recipe.nets["netC"].state_dict(), critic_weights)
-    first = first_run.state["compute"]["totals"]
-    assert totals["steps"] == 2 * first["steps"]  # only_D was packed from the same run
-    assert totals["cpu_hours"] == pytest.approx(2 * first["cpu_hours"] + 0.25)
-    assert totals["wall_hours"] == pytest.approx(2 * first["wall_hours"] + 0.5)
-
-    with one_thread():  # through the loop: the run's compute starts from the sum
-        config = tiny_config(
-            tmp_path / "run", init_from=specs, options={"ngf": 4, "ndf": 4, "lambda_attr": 1.0}
-        )
-        stopped = train(config, should_stop=lambda: True)
-    start = load_state(Path(stopped.checkpoint or ""))
-    assert_same(start["nets"]["netC"], critic_weights)
-    assert start["compute"]["base"]["cpu_hours"] == pytest.approx(totals["cpu_hours"])
-
-
-def test_netc_cannot_start_from_the_evaluations_classifier(
-    first_run: FirstRun, tmp_path: Path
-) -> None:
-    if not DEFAULT_WEIGHTS.is_file():
-        pytest.skip("no committed FS2K classifier")
-    recipe = fresh_recipe(tmp_path, lambda_attr=1.0)
-    before = {k: v.clone() for k, v in recipe.nets["netC"].state_dict().items()}
-    with pytest.raises(InitFromError, match="evaluation's attribute classifier"):
-        init_from(recipe, [str(first_run.weights), str(DEFAULT_WEIGHTS)], None)
-    assert_same(recipe.nets["netC"].state_dict(), before)  # nothing loaded
-
-
-def test_a_critic_alone_is_not_a_start_nor_one_for_a_run_without_netc(
-    first_run: FirstRun, tmp_path: Path
-) -> None:
-    critic, _ = critic_file(tmp_path / "netC.safetensors", 7, cpu_hours=0.25)
-    with pytest.raises(InitFromError, match="no generator"):
-        init_from(fresh_recipe(tmp_path, lambda_attr=1.0), str(critic), None)
-    with pytest.raises(InitFromError, match=r"holds netC, none of which this run has"):
-        init_from(fresh_recipe(tmp_path), [str(first_run.weights), str(critic)], None)
-
-
-def test_one_init_from_string_is_one_source(tmp_path: Path) -> None:
-    assert tiny_config(tmp_path, init_from="a.safetensors").init_from == ("a.safetensors",)
-    assert tiny_config(tmp_path, init_from=None).init_from == ()
 
 
 def test_weights_without_a_generator_are_refused(first_run: FirstRun, tmp_path: Path) -> None:

@@ -55,9 +55,9 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
         "--init-from",
         action="append",
         metavar="WEIGHTS",
-        help="start from a weights file (see `pack`), a bundled model, a published "
-        "NAME[@VERSION] or an attribute classifier file (netC); repeatable: a later one's nets "
-        "replace an earlier one's",
+        help="start from a weights file (see `pack`), a model folder, a bundled model, a "
+        "published NAME[@VERSION] or an attribute classifier file (netC); repeatable: a later "
+        "one's nets replace an earlier one's",
     )
     p.add_argument(
         "--init-skip",

@@ -121,7 +121,7 @@ class _Run:
         self.batch_size = config.batch_size or cls.default_batch_size
         self.recipe = recipe = cls(config, ctx.device)
         self.compute = Compute()
-        if config.init_from:
+        if config.init_from and resume is None:  # a resume restores the nets and compute
             self.compute.base = init_from(recipe, config.init_from, registry, config.init_skip)
         self.data = open_run_data(config, cls.data_kind, recipe.image_size, self.batch_size, ctx)
         epochs = config.epochs if config.epochs is not None else cls.default_epochs

@@ -45,7 +45,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
+from services.trainer.engine.compute import KEYS
 from services.trainer.errors import InitFromError, InitFromNotFoundError
+from services.trainer.recipes.attribute_critic import CRITIC_WIDTH
 from services.trainer.recipes.base import Recipe, unwrap
 from shared.bundled import BUNDLED_ROOT, MANIFEST_FILE
 from shared.manifest import MODEL_NAME_RE, ONNX_FILE
@@ -138,22 +140,12 @@ def _folder(folder: Path) -> tuple[Nets, dict[str, str]]:
 
 
 def _attribute_critic(path: Path) -> tuple[Nets, dict[str, str]]:
-    """An attribute classifier file as pix2pix's netC (its weights do not depend on the size it
-    reads, so only its width must match the recipe's); refuses the evaluation's classifier,
-    which would turn the attribute metrics into a training target."""
-    from services.trainer.evaluation.attribute_net import DEFAULT_WEIGHTS, AttributeClassifier
+    """An attribute classifier file as pix2pix's netC: its weights do not depend on the size it
+    reads, so its width and attributes must match the recipe's netC (``CRITIC_WIDTH``, FS2K)."""
+    from services.trainer.evaluation.attribute_net import AttributeClassifier
 
-    netC = AttributeClassifier.load(path).state_dict()
-    if DEFAULT_WEIGHTS.is_file():
-        judge = AttributeClassifier.load(DEFAULT_WEIGHTS).state_dict()
-        if judge.keys() == netC.keys() and all(torch.equal(judge[k], netC[k]) for k in judge):
-            raise InitFromError(
-                f"--init-from {path} is the evaluation's attribute classifier, which scores "
-                "the models: train a critic of its own (evaluation/attributes.py --seed N)"
-            )
-    with safe_open(str(path), framework="pt") as f:
-        compute = (f.metadata() or {}).get("compute", "{}")
-    return {"netC": netC}, {"compute": compute}
+    classifier = AttributeClassifier.load(path)
+    return {"netC": classifier.state_dict()}, {"compute": json.dumps(classifier.compute)}
 
 
 def _is_attribute_classifier(path: Path) -> bool:
@@ -161,6 +153,22 @@ def _is_attribute_classifier(path: Path) -> bool:
 
     with safe_open(str(path), framework="pt") as f:
         return (f.metadata() or {}).get("format") == FORMAT
+
+
+def _refuse_the_judge(netC: dict[str, Tensor], origin: str) -> None:
+    """The evaluation's own attribute classifier, as netC from any source, would make the
+    attribute metrics a training target."""
+    from services.trainer.evaluation.attribute_net import DEFAULT_WEIGHTS, AttributeClassifier
+
+    if not DEFAULT_WEIGHTS.is_file():
+        return
+    judge = AttributeClassifier.load(DEFAULT_WEIGHTS).state_dict()
+    if judge.keys() == netC.keys() and all(torch.equal(judge[k], netC[k]) for k in judge):
+        raise InitFromError(
+            f"--init-from {origin}: its netC is the evaluation's attribute classifier, which "
+            "scores the models; train one of its own: python -m "
+            "services.trainer.evaluation.attributes --seed N --out FILE"
+        )
 
 
 def resolve(spec: str, registry: Registry | None) -> tuple[Nets, dict[str, str]]:
@@ -190,28 +198,20 @@ def resolve(spec: str, registry: Registry | None) -> tuple[Nets, dict[str, str]]
     return _folder(registry.version_dir(name, number))
 
 
-def _gather(
-    recipe: Recipe, specs: Sequence[str], registry: Registry | None
-) -> tuple[Nets, dict[str, float], dict[str, str]]:
-    """The nets of every source in order (a later one's replace an earlier one's), their
-    compute totals summed, and which source each net came from."""
-    nets: Nets = {}
-    compute: dict[str, float] = {}
-    origin: dict[str, str] = {}
-    for spec in specs:
-        found, meta = resolve(spec, registry)
-        if meta.get("recipe", recipe.name) != recipe.name:
-            raise InitFromError(f"{spec} holds {meta['recipe']} weights, not {recipe.name}")
-        if not set(found) & set(recipe.nets):  # e.g. a netC for a run without the term
-            raise InitFromError(
-                f"{spec} holds {', '.join(sorted(found))}, none of which this run has "
-                f"(its nets: {', '.join(sorted(recipe.nets))})"
-            )
-        nets.update(found)
-        origin.update(dict.fromkeys(found, spec))
+def _misfit_hint(name: str) -> str:
+    if name == "netC":
+        return f"netC's width or attributes differ (netC is width {CRITIC_WIDTH}, FS2K's)"
+    return "its options differ, e.g. n_layers_D or num_D"
+
+
+def _add_compute(total: dict[str, float], meta: dict[str, str], spec: str) -> None:
+    """Add a source's compute totals (engine.compute.KEYS) to ``total``."""
+    try:
         for key, value in json.loads(meta.get("compute") or "{}").items():
-            compute[key] = compute.get(key, 0) + value
-    return nets, compute, origin
+            if key in KEYS:
+                total[key] = total.get(key, 0.0) + float(value)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InitFromError(f"--init-from {spec}: unreadable compute totals ({exc})") from exc
 
 
 def init_from(
@@ -220,14 +220,23 @@ def init_from(
     registry: Registry | None,
     skip: tuple[str, ...] = (),
 ) -> dict[str, float]:
-    """Load the weights named by ``specs`` (one or several, see ``resolve``; a later source's
-    nets replace an earlier one's) into ``recipe``'s nets; returns the compute totals they
-    carry, summed. Nets the sources lack (e.g. D of a published version) and nets named in
-    ``skip`` (e.g. a discriminator whose options changed) keep their fresh initialisation; a
-    net whose shapes differ from its source's is refused, naming ``skip``."""
+    """Load the weights named by ``specs`` (one or several, see ``resolve``) into ``recipe``'s
+    nets and return the compute totals of the sources, summed. Sources are read in order and a
+    later one's nets replace an earlier one's; each must supply a net that is loaded (a source
+    fully replaced, skipped or given twice is an error, so no cost is counted twice). Nets the
+    sources lack (e.g. D of a published version) and nets named in ``skip`` (e.g. a
+    discriminator whose options changed) keep their fresh initialisation; a net whose shapes
+    differ from its source's is refused, naming ``skip``."""
     specs = (specs,) if isinstance(specs, str) else tuple(specs)
-    nets, compute, origin = _gather(recipe, specs, registry)
-    label = " + ".join(specs)
+    nets: Nets = {}
+    origin: dict[str, str] = {}  # net -> the source it comes from
+    metas: dict[str, dict[str, str]] = {}
+    for spec in specs:
+        found, metas[spec] = resolve(spec, registry)
+        if metas[spec].get("recipe", recipe.name) != recipe.name:
+            raise InitFromError(f"{spec} holds {metas[spec]['recipe']} weights, not {recipe.name}")
+        nets.update(found)
+        origin.update(dict.fromkeys(found, spec))
     unknown = sorted(set(skip) - set(nets) - set(recipe.nets))
     if unknown or "netG" in skip:
         raise InitFromError(
@@ -238,18 +247,31 @@ def init_from(
         nets[EMA] = nets["netG"]
         origin[EMA] = origin["netG"]
     if "netG" not in nets or "netG" not in recipe.nets:
+        label = " + ".join(specs)
         raise InitFromError(f"{label} has no generator for {recipe.name} (nets: {sorted(nets)})")
     chosen = {n: p for n, p in nets.items() if n in recipe.nets and n not in skip}
+    for spec in specs:  # every source supplies something, once
+        if spec not in {origin[n] for n in chosen} or specs.count(spec) > 1:
+            raise InitFromError(
+                f"--init-from {spec} supplies no net this run loads (its nets are given twice, "
+                f"replaced by a later source, skipped, or not in this run: "
+                f"{', '.join(sorted(recipe.nets))})"
+            )
     for name, params in chosen.items():  # check every shape before loading any
         mine = unwrap(recipe.nets[name]).state_dict()
         if mine.keys() != params.keys() or any(mine[k].shape != v.shape for k, v in params.items()):
             raise InitFromError(
-                f"{origin[name]}'s {name} does not fit this run's {name} (its options differ, "
-                f"e.g. n_layers_D or num_D); leave it out with --init-skip {name}"
+                f"{origin[name]}'s {name} does not fit this run's {name} ({_misfit_hint(name)}); "
+                f"leave it out with --init-skip {name}"
             )
+    if "netC" in chosen:
+        _refuse_the_judge(chosen["netC"], origin["netC"])
     for name, params in chosen.items():
         unwrap(recipe.nets[name]).load_state_dict(params)
     log.info("initialised %s", ", ".join(f"{n} from {origin[n]}" for n in sorted(chosen)))
+    compute: dict[str, float] = {}
+    for spec in specs:
+        _add_compute(compute, metas[spec], spec)
     return compute
 
 

@@ -75,7 +75,13 @@ def main(argv: list[str] | None = None) -> None:
 
     p = argparse.ArgumentParser(description="Train the FS2K attribute classifier on real photos.")
     p.add_argument("--data", type=Path, required=True, help="FS2K folder (anno_train.json, ...)")
-    p.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS)
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_WEIGHTS,
+        help="default: the evaluation's own classifier beside this module (seed 0); give a "
+        "netC for --init-from another seed and file",
+    )
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--width", type=int, default=32)

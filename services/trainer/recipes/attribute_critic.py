@@ -4,9 +4,10 @@ netC learns the dataset's attribute labels (FS2K: hair, hair colour, gender, ear
 head pose) from the real targets real_B only. G gets λ · netC's cross-entropy on fake_B against
 real_B's labels, so a photo made from a sketch is pushed to keep what the sketch shows: a
 smile, earrings, a bald head. It is not the evaluation's classifier
-(``evaluation/fs2k_attributes.safetensors``): netC starts from scratch in each run, reads the
-side ``options.attr_size`` (by default the training size; the evaluation reads 64 px), and
-never sees a validation photo.
+(``evaluation/fs2k_attributes.safetensors``, which ``--init-from`` refuses as a netC): netC
+starts from scratch, or from ``--init-from`` (an earlier run's, or one trained alone on the
+real photos by ``evaluation/attributes.py``), reads the side ``options.attr_size`` (by default
+the training size; the evaluation reads 64 px), and never sees a validation photo.
 
 netC has ``AttributeClassifier``'s layout (a small multi-head CNN, ~0.4 M parameters at width
 32). Its batch norm runs in training mode on real photos and in eval mode (running statistics)
