@@ -84,9 +84,17 @@ def test_init_from_several_sources_layers_their_nets_and_adds_their_compute(
             tmp_path / "run", init_from=specs, options={"ngf": 4, "ndf": 4, "lambda_attr": 1.0}
         )
         stopped = train(config, should_stop=lambda: True)
-    start = load_state(Path(stopped.checkpoint or ""))
+    checkpoint = Path(stopped.checkpoint or "")
+    start = load_state(checkpoint)
     assert_same(start["nets"]["netC"], critic_weights)
     assert start["compute"]["base"]["cpu_hours"] == pytest.approx(totals["cpu_hours"])
+
+    critic.unlink()  # a resume restores nets and compute from its checkpoint, not the sources
+    with one_thread():
+        resumed = train(config, should_stop=lambda: True, resume=checkpoint)
+    again = load_state(Path(resumed.checkpoint or ""))
+    assert_same(again["nets"]["netC"], critic_weights)
+    assert again["compute"]["base"] == pytest.approx(start["compute"]["base"])
 
 
 def test_a_source_that_supplies_no_loaded_net_is_refused_so_no_cost_counts_twice(
