@@ -28,10 +28,17 @@ def generator(seed: int) -> nn.Module:
     return netG.eval()
 
 
-def publish(registry: Registry, name: str, seed: int, task: str = "sketch2photo") -> Manifest:
+def publish(
+    registry: Registry,
+    name: str,
+    seed: int,
+    task: str = "sketch2photo",
+    *,
+    make_current: bool = True,
+) -> Manifest:
     spec = next(m for m in MODELS if m.task == task)
     manifest = manifest_for(spec, {"val_l1": 1.0, "steps": seed}).model_copy(update={"name": name})
-    return publish_generator(registry, generator(seed), manifest)
+    return publish_generator(registry, generator(seed), manifest, make_current=make_current)
 
 
 class NaNNet(nn.Module):
@@ -69,12 +76,15 @@ def publish_nan(registry: Registry, name: str) -> Manifest:
 
 
 def publish_tampered(registry: Registry, name: str, seed: int) -> Manifest:
-    """A good version whose ONNX file is changed after publishing (sha256 no longer matches)."""
-    manifest = publish(registry, name, seed)
+    """A good version whose ONNX file is changed after publishing (sha256 no longer matches).
+    CURRENT moves to it only once it is tampered with: a worker polling in between would
+    otherwise load the good file and never see the bad one."""
+    manifest = publish(registry, name, seed, make_current=False)
     path = registry.version_dir(name, manifest.version) / ONNX_FILE
     data = bytearray(path.read_bytes())
     data[-10] ^= 0xFF
     path.write_bytes(bytes(data))
+    registry.set_current(name, manifest.version)
     return manifest
 
 

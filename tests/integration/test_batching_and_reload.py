@@ -120,7 +120,7 @@ def test_versions_with_bad_sha256_or_nan_outputs_are_never_served(
     assert registry.current(name) == tampered.version
     wait_for(
         lambda: metric(client, "s2i_model_reloads_total", model=name, result="integrity") >= 1,
-        60,  # the worker's reload poll, which took over 30 s once on a loaded 2-core machine
+        30,
         "the integrity failure in /metrics",
     )
     assert served_version() == str(good.version)

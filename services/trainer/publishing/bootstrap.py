@@ -142,13 +142,15 @@ def manifest_for(spec: BootstrapModel, metrics: dict[str, float]) -> Manifest:
     )
 
 
-def publish_generator(registry: Registry, netG: nn.Module, manifest: Manifest) -> Manifest:
+def publish_generator(
+    registry: Registry, netG: nn.Module, manifest: Manifest, *, make_current: bool = True
+) -> Manifest:
     """Wrap, export (TorchScript + ONNX, parity-checked) and publish one generator."""
     serving = build_serving_net(manifest.architecture, **manifest.arch_kwargs)
     serving.load_state_dict({f"netG.{k}": v for k, v in netG.state_dict().items()})
     with tempfile.TemporaryDirectory() as tmp:
         result = export_model(serving, manifest.input.shape(1), Path(tmp))
-        return registry.publish(manifest, result.files)
+        return registry.publish(manifest, result.files, make_current=make_current)
 
 
 def ensure_synthetic(registry: Registry, *, budget_s: float = 100.0) -> list[Manifest]:
