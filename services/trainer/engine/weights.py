@@ -253,9 +253,9 @@ def init_from(
     for spec in specs:  # every source supplies something, once
         if spec not in {origin[n] for n in chosen} or specs.count(spec) > 1:
             raise InitFromError(
-                f"--init-from {spec} supplies no net this run loads (its nets are given twice, "
-                f"replaced by a later source, skipped, or not in this run: "
-                f"{', '.join(sorted(recipe.nets))})"
+                f"--init-from {spec} supplies no net this run loads: it is given twice, or "
+                "each of its nets is replaced by a later source, skipped, or not one of this "
+                f"run's ({', '.join(sorted(recipe.nets))})"
             )
     for name, params in chosen.items():  # check every shape before loading any
         mine = unwrap(recipe.nets[name]).state_dict()
