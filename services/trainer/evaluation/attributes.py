@@ -23,7 +23,7 @@ The same command trains a pix2pix attribute critic netC to start a GAN run from
 (``--init-from`` takes the file; ``recipes/attribute_critic.py``). Give it another seed than
 the evaluation's classifier, which must never be a training signal:
 
-    python -m services.trainer.evaluation.attributes --data ../shared/data/fs2k --seed 2 \
+    python -m services.trainer.evaluation.attributes --data ../shared/data/fs2k --seed 2 \\
         --out var/weights/fs2k-netC-s2.safetensors
 """
 
