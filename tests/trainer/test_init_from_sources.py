@@ -23,7 +23,7 @@ from services.trainer.engine.weights import init_from, pack_checkpoint
 from services.trainer.errors import InitFromError
 from services.trainer.evaluation.attribute_net import DEFAULT_WEIGHTS, AttributeClassifier
 from services.trainer.recipes.attribute_critic import CRITIC_WIDTH
-from tests.trainer.tiny_runs import load_state, one_thread, tiny_config
+from tests.trainer.tiny_runs import TINY_OPTIONS, load_state, one_thread, tiny_config
 from tests.trainer.weights_runs import FirstRun, assert_same, fp16, fresh_recipe, make_first_run
 
 # exporting tiny nets warns, on purpose (as in tests/shared/test_export.py)
@@ -81,7 +81,7 @@ def test_init_from_several_sources_layers_their_nets_and_adds_their_compute(
 
     with one_thread():  # through the loop: the run's compute starts from the sum
         config = tiny_config(
-            tmp_path / "run", init_from=specs, options={"ngf": 4, "ndf": 4, "lambda_attr": 1.0}
+            tmp_path / "run", init_from=specs, options={**TINY_OPTIONS, "lambda_attr": 1.0}
         )
         stopped = train(config, should_stop=lambda: True)
     checkpoint = Path(stopped.checkpoint or "")

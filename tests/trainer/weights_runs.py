@@ -13,7 +13,7 @@ from services.trainer.engine.loop import train
 from services.trainer.engine.weights import pack_checkpoint
 from services.trainer.recipes.pix2pix import Pix2PixRecipe
 from shared.registry import Registry
-from tests.trainer.tiny_runs import load_state, one_thread, tiny_config
+from tests.trainer.tiny_runs import TINY_OPTIONS, load_state, one_thread, tiny_config
 
 NAME = "sketch2photo-pix2pix"  # the tiny run's published name (the recipe's default)
 BUDGET_S = 0.5
@@ -51,7 +51,7 @@ def make_first_run(root: Path) -> FirstRun:
 
 def fresh_recipe(tmp_path: Path, seed: int = 123, **options: Any) -> Pix2PixRecipe:
     torch.manual_seed(seed)  # a different init from the first run's
-    config = tiny_config(tmp_path, options={"ngf": 4, "ndf": 4, **options})
+    config = tiny_config(tmp_path, options={**TINY_OPTIONS, **options})
     return Pix2PixRecipe(config, torch.device("cpu"))
 
 

@@ -250,8 +250,9 @@ def init_from(
         label = " + ".join(specs)
         raise InitFromError(f"{label} has no generator for {recipe.name} (nets: {sorted(nets)})")
     chosen = {n: p for n, p in nets.items() if n in recipe.nets and n not in skip}
+    supplying = {origin[n] for n in chosen}
     for spec in specs:  # every source supplies something, once
-        if spec not in {origin[n] for n in chosen} or specs.count(spec) > 1:
+        if spec not in supplying or specs.count(spec) > 1:
             raise InitFromError(
                 f"--init-from {spec} supplies no net this run loads: it is given twice, or "
                 "each of its nets is replaced by a later source, skipped, or not one of this "

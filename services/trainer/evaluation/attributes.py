@@ -34,7 +34,7 @@ import logging
 import time
 from pathlib import Path
 
-from services.trainer.engine.compute import cpu_clock
+from services.trainer.engine.compute import Compute
 from services.trainer.evaluation.attribute_net import (
     DEFAULT_WEIGHTS,
     AttributeClassifier,
@@ -99,14 +99,16 @@ def main(argv: list[str] | None = None) -> None:
     val_x, val_y = load_photos(val, spec, size, args.workers)
     log.info("loaded %d train and %d val photos in %.0f s", len(train_x), len(val_x),
              time.perf_counter() - t0)  # fmt: skip
-    cpu0, wall0 = cpu_clock(), time.perf_counter()
+    fit_cost = Compute()  # the fit's CPU and wall seconds, measured as a GAN run's are
+    fit_cost.start()
     net = fit_attribute_classifier(
         train_x, train_y, spec=spec, epochs=args.epochs, device=args.device, image_size=size,
         width=args.width, seed=args.seed, val=(val_x, val_y),
     ).cpu()  # fmt: skip
+    fit_cost.add(steps=0, images=0)  # its steps and images are not a generator's
     net.compute = {
-        "cpu_hours": round((cpu_clock() - cpu0) / 3600, 6),
-        "wall_hours": round((time.perf_counter() - wall0) / 3600, 6),
+        "cpu_hours": round(fit_cost.cpu_s / 3600, 6),
+        "wall_hours": round(fit_cost.wall_s / 3600, 6),
     }
     acc = attribute_accuracy(net, val_x, val_y, label_rows=False)
     bal = attribute_accuracy(net, val_x, val_y, label_rows=False, balanced=True)
