@@ -102,6 +102,9 @@ class CachedPairs(ItemDataset):
     def __len__(self) -> int:
         return int(self.A.shape[0])
 
+    def attribute_labels(self) -> Tensor | None:
+        return self.attrs
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         A, B = self.A[i], self.B[i]  # (3, L, L) uint8
         if self.augment:

@@ -49,6 +49,23 @@ class ItemDataset(torch.utils.data.Dataset[dict[str, Any]]):
     def __getitem__(self, i: int) -> dict[str, Any]:
         raise NotImplementedError
 
+    def attribute_labels(self) -> Tensor | None:
+        """(N, K) long: every item's label row (FS2K: its 7 attributes), read without loading
+        an image; None for a loader whose items carry no labels."""
+        return None
+
+
+def attribute_rows(dataset: Any) -> Tensor | None:
+    """``dataset.attribute_labels()`` through Subsets and wrappers holding ``.dataset`` (the
+    loop's SeededItems): the label rows of the items the wrapper yields, in its order."""
+    if isinstance(dataset, torch.utils.data.Subset):
+        rows = attribute_rows(dataset.dataset)
+        return None if rows is None else rows[list(dataset.indices)]
+    if isinstance(dataset, ItemDataset):
+        return dataset.attribute_labels()
+    inner = getattr(dataset, "dataset", None)
+    return None if inner is None else attribute_rows(inner)
+
 
 def _looks_like_image(path: Path) -> bool:
     """Known image suffix: yes without opening; odd or missing suffix: if PIL identifies it."""

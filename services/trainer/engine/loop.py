@@ -124,6 +124,7 @@ class _Run:
         if config.init_from and resume is None:  # a resume restores the nets and compute
             self.compute.base = init_from(recipe, config.init_from, registry, config.init_skip)
         self.data = open_run_data(config, cls.data_kind, recipe.image_size, self.batch_size, ctx)
+        recipe.see_training_set(self.data.train)
         epochs = config.epochs if config.epochs is not None else cls.default_epochs
         decay = config.epochs_decay if config.epochs_decay is not None else cls.default_epochs_decay
         self.total_epochs = max(1, epochs + decay)

@@ -9,6 +9,10 @@ starts from scratch, or from ``--init-from`` (an earlier run's, or one trained a
 real photos by ``evaluation/attributes.py``), reads the side ``options.attr_size`` (by default
 the training size; the evaluation reads 64 px), and never sees a validation photo.
 
+``attr_balance`` b weights each class in G's term by its frequency in the training set to the
+power -b (the classifier trainer's ``balance``; classes absent from the set weigh 0): at b = 0
+every image counts alike, so the rare classes (earrings, a bald head) move G little.
+
 netC has ``AttributeClassifier``'s layout (a small multi-head CNN, ~0.4 M parameters at width
 32). Its batch norm runs in training mode on real photos and in eval mode (running statistics)
 when it scores G's photos, so a batch of fakes never moves its statistics.
@@ -16,11 +20,16 @@ when it scores G's photos, so a batch of fakes never moves its statistics.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from services.trainer.data.common import attribute_rows
 from services.trainer.evaluation.attribute_net import AttributeClassifier, AttributeSpec
+from services.trainer.evaluation.attribute_train import class_weights
 
 CRITIC_WIDTH = 32
 
@@ -37,10 +46,32 @@ def attribute_labels(batch: dict[str, Tensor]) -> Tensor:
     return AttributeSpec.fs2k().labels(batch["attrs"])
 
 
-def attribute_cross_entropy(netC: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
-    """Mean over the attributes of netC's cross-entropy on images (N, 3, H, W) in [-1, 1]."""
+def training_class_weights(dataset: Any, balance: float) -> list[Tensor]:
+    """One (C_k,) weight vector per attribute: frequency**-balance over the training set's
+    labels (``evaluation.attribute_train.class_weights``: mean 1 over the classes present)."""
+    rows = attribute_rows(dataset)
+    if rows is None:
+        raise ValueError("options.attr_balance needs a training set with FS2K labels")
+    spec = AttributeSpec.fs2k()
+    labels = spec.labels(rows)  # (N, K)
+    return [class_weights(labels[:, k], c, balance) for k, c in enumerate(spec.num_classes)]
+
+
+def attribute_cross_entropy(
+    netC: nn.Module, images: Tensor, labels: Tensor, weights: Sequence[Tensor] | None = None
+) -> Tensor:
+    """Mean over the attributes of netC's cross-entropy on images (N, 3, H, W) in [-1, 1].
+
+    ``weights``: per attribute a (C_k,) weight of each class, scaling the loss of each image
+    by its label's weight (a mean over the batch, not renormalised: at batch size 1 the weight
+    still counts)."""
     logits = netC(images)  # one (N, C_k) tensor per attribute
-    losses = [F.cross_entropy(lg.float(), labels[:, k]) for k, lg in enumerate(logits)]
+    losses = []
+    for k, lg in enumerate(logits):
+        ce = F.cross_entropy(lg.float(), labels[:, k], reduction="none")  # (N,)
+        if weights is not None:
+            ce = ce * weights[k].to(ce.device)[labels[:, k]]
+        losses.append(ce.mean())
     return torch.stack(losses).mean()
 
 
@@ -51,8 +82,10 @@ def critic_loss(netC: nn.Module, real_B: Tensor, labels: Tensor) -> Tensor:
     return attribute_cross_entropy(netC, real_B, labels)
 
 
-def generator_attribute_loss(netC: nn.Module, fake_B: Tensor, labels: Tensor) -> Tensor:
+def generator_attribute_loss(
+    netC: nn.Module, fake_B: Tensor, labels: Tensor, weights: Sequence[Tensor] | None = None
+) -> Tensor:
     """G's term: netC (frozen, eval mode) should read the real target's labels off fake_B."""
     netC.eval()
     netC.requires_grad_(False)
-    return attribute_cross_entropy(netC, fake_B, labels)
+    return attribute_cross_entropy(netC, fake_B, labels, weights)

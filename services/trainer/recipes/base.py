@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import BaseModel
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from services.trainer.config import TrainConfig
 from services.trainer.nets import build_serving_net
@@ -152,6 +153,11 @@ class Recipe(ABC):
         state = unwrap(self.nets[generator]).state_dict()
         net.load_state_dict({f"netG.{k}": cpu_fp32(v) for k, v in state.items()})
         return net.eval()
+
+    def see_training_set(self, dataset: Dataset[dict[str, Any]]) -> None:
+        """Called by the loop once before the first step (also on a resume) with the training
+        set, e.g. for class frequencies; read labels, not images (``data.attribute_rows``)."""
+        del dataset
 
     def generators(self) -> Iterator[nn.Module]:
         """Nets whose change the tests check (default: every net named like netG*)."""

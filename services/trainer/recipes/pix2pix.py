@@ -25,11 +25,13 @@ Improvements for small data and small budgets are options, off by default
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from services.trainer.nets import (
     MultiscaleDiscriminator,
@@ -42,6 +44,7 @@ from services.trainer.recipes.attribute_critic import (
     build_attribute_critic,
     critic_loss,
     generator_attribute_loss,
+    training_class_weights,
 )
 from services.trainer.recipes.base import Amp, EvalOutput, ExportSpec, Recipe, register, unwrap
 from services.trainer.recipes.diffaugment import augment_alike
@@ -52,6 +55,8 @@ from services.trainer.recipes.perceptual import LazyPerceptualLoss
 from services.trainer.recipes.pix2pix_options import Pix2PixOptions, num_downs_for
 from services.trainer.recipes.style_condition import NUM_STYLES, STYLE, style_planes
 from shared.manifest import TensorSpec
+
+log = logging.getLogger(__name__)
 
 
 @register
@@ -126,6 +131,12 @@ class Pix2PixRecipe(Recipe):
             self.nets["netG_ema"] = ema_copy(self.nets["netG"])
         self.g_steps = 0
         self.perceptual = LazyPerceptualLoss(opts, self.name)
+        self.attr_weights: list[Tensor] | None = None  # set by see_training_set
+
+    def see_training_set(self, dataset: Dataset[dict[str, Any]]) -> None:
+        if self.options.attr_balance > 0:
+            self.attr_weights = training_class_weights(dataset, self.options.attr_balance)
+            log.info("attribute term class weights: %s", [w.tolist() for w in self.attr_weights])
 
     def gan_loss(self, preds: Tensor | list[Tensor], target_is_real: bool) -> Tensor:
         """Mean over the discriminator's scales."""
@@ -195,7 +206,9 @@ class Pix2PixRecipe(Recipe):
                 fake_B2 = netG(cond_A)  # (N, 3, H, W)
                 losses["G_diversity"] = opts.lambda_diversity * diversity_loss(fake_B, fake_B2)
             if opts.lambda_attr > 0:  # netC (frozen) should read real_B's labels off fake_B
-                attr_loss = generator_attribute_loss(self.nets["netC"], fake_B, labels)
+                attr_loss = generator_attribute_loss(
+                    self.nets["netC"], fake_B, labels, self.attr_weights
+                )
                 losses["G_attr"] = opts.lambda_attr * attr_loss
             loss_G = torch.stack(list(losses.values())).sum()
         amp.step(loss_G, self.optimizers["G"])

@@ -25,6 +25,7 @@ defaults stay the paper's recipe; ``configs/`` holds the shipped face recipes):
   ``attr_critic`` trains netC with no term on G, so that a later stage (``--init-from``) can
   start the term with a netC that already reads the photos; a netC trained alone on the real
   photos (``evaluation/attributes.py``, another seed than the evaluation's) is such a start too;
+  ``attr_balance`` b weights each class of the term by its training-set frequency**-b;
 - ``condition="style"``: FS2K's drawing style (1-3) as one-hot planes after the RGB input of
   G and D; the exported input has 3 + 3 channels and its manifest names the condition.
 """
@@ -68,6 +69,7 @@ class Pix2PixOptions(PerceptualOptions):
     lambda_attr: float = Field(default=0.0, ge=0)  # FS2K attribute classifier netC on fake_B
     attr_critic: bool = False  # train netC even at lambda_attr 0, for a later stage's term
     attr_size: int | None = Field(default=None, ge=16)  # netC's input side; None: image_size
+    attr_balance: float = Field(default=0.0, ge=0, le=1)  # G's term: class frequency**-b
 
     @field_validator("diffaugment")
     @classmethod
@@ -85,6 +87,12 @@ class Pix2PixOptions(PerceptualOptions):
     def _attr_size_needs_critic(self) -> Pix2PixOptions:
         if self.attr_size is not None and not (self.lambda_attr > 0 or self.attr_critic):
             raise ValueError("attr_size sizes netC, which only lambda_attr > 0 or attr_critic adds")
+        return self
+
+    @model_validator(mode="after")
+    def _attr_balance_needs_term(self) -> Pix2PixOptions:
+        if self.attr_balance > 0 and not self.lambda_attr > 0:
+            raise ValueError("attr_balance weights the classes of lambda_attr's term: set both")
         return self
 
 
