@@ -29,7 +29,7 @@ nets replace an earlier one's, and their compute totals add up (what every input
 the bundled generator with a netC trained alone on the real photos:
 
     python -m services.trainer train ... --init-from sketch2photo \\
-        --init-from var/weights/fs2k-netC-s2.safetensors --set options.lambda_attr=5
+        --init-from var/weights/fs2k-netC-s2.safetensors --set options.lambda_attr=40
 """
 
 from __future__ import annotations
