@@ -181,6 +181,19 @@ def test_cli_trains_and_saves_a_loadable_classifier(tmp_path) -> None:
     # what the fit cost, for a GAN run that starts its netC from this file to count
     assert set(net.compute) == {"cpu_hours", "wall_hours"}
     assert 0 < net.compute["cpu_hours"] < 0.1
+    assert net.reads == "photo"
+
+
+def test_cli_trains_a_judge_of_sketches(tmp_path: Path) -> None:
+    data = tmp_path / "fs2k"
+    write_fs2k(data, "train", 16, seed=1)
+    write_fs2k(data, "val", 8, seed=2)
+    out = tmp_path / "sketches.safetensors"
+    main(["--data", str(data), "--out", str(out), "--epochs", "1", "--image-size", "16",
+          "--width", "8", "--workers", "0", "--reads", "sketch"])  # fmt: skip
+    net = AttributeClassifier.load(out)
+    assert net.reads == "sketch"  # compare takes it for photo2sketch only
+    assert set(net.val_report) == set(net.spec.names)
 
 
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="no committed FS2K classifier")

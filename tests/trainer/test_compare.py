@@ -165,3 +165,28 @@ def test_side_by_side_pairs_give_the_model_the_chosen_half(tmp_path: Path) -> No
     results = compare(root, "sketch2photo", [IDENTITY], fid=False, input_half="right")
     assert results[IDENTITY]["n"] == 3
     assert "attr_acc_ratio" not in results[IDENTITY]  # face attributes only on FS2K photos
+
+
+def test_photo2sketch_is_judged_on_attributes_only_by_a_classifier_of_sketches(
+    fs2k: Path, tmp_path: Path
+) -> None:
+    """The committed classifier reads photos: photo2sketch has attribute figures only with a
+    classifier trained on sketches (attributes.py --reads sketch), and a photo one is refused."""
+    plain = compare(fs2k, "photo2sketch", [IDENTITY], fid=False)[IDENTITY]
+    assert not any(k.startswith("attr_") for k in plain)
+    sketches = tmp_path / "sketch-judge.safetensors"
+    torch.manual_seed(1)
+    judge = AttributeClassifier(image_size=32, width=8)
+    judge.reads = "sketch"
+    judge.save(sketches)
+    judged = compare(fs2k, "photo2sketch", [IDENTITY], fid=False, attribute_classifier=sketches)
+    assert {"attr_acc_ratio", "attr_bacc_ratio"} <= set(judged[IDENTITY])
+    assert judged[IDENTITY]["other_attribute_classifier"] == 1.0
+    with pytest.raises(ValueError, match="judges sketch outputs and sketch2photo makes a photo"):
+        compare(fs2k, "sketch2photo", [IDENTITY], fid=False, attribute_classifier=sketches)
+    photos = tmp_path / "photo-judge.safetensors"
+    AttributeClassifier(image_size=32, width=8).save(photos)
+    code, _, err = run_cli("compare", "--data", str(fs2k), "--direction", "photo2sketch",
+                           "--model", IDENTITY, "--attribute-classifier", str(photos))  # fmt: skip
+    assert code == 2
+    assert "--reads sketch" in err

@@ -130,6 +130,19 @@ def test_a_critic_of_another_width_is_refused_naming_its_file(
         )
 
 
+def test_a_critic_trained_on_sketches_is_refused_for_a_run_that_makes_photos(
+    first_run: FirstRun, tmp_path: Path
+) -> None:
+    path, _ = critic_file(tmp_path / "sketches.safetensors", 7, cpu_hours=0.1)
+    critic = AttributeClassifier.load(path)
+    critic.reads = "sketch"  # what attributes.py --reads sketch writes
+    critic.save(path)
+    recipe = fresh_recipe(tmp_path, lambda_attr=1.0)
+    assert recipe.config.direction == "sketch2photo"
+    with pytest.raises(InitFromError, match=r"trained on sketch images.* --reads photo"):
+        init_from(recipe, [str(first_run.weights), str(path)], None)
+
+
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="no committed FS2K classifier")
 def test_netc_never_starts_as_the_evaluations_classifier_from_any_source(
     first_run: FirstRun, tmp_path: Path

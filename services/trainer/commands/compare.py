@@ -62,9 +62,10 @@ def _configure_compare(p: argparse.ArgumentParser) -> None:
         "--attribute-classifier",
         type=Path,
         metavar="FILE",
-        help="FS2K attribute classifier to score sketch2photo with (saved by python -m "
-        "services.trainer.evaluation.attributes --out FILE): a second judge of the attribute "
-        "ratio; default: the committed one",
+        help="FS2K attribute classifier to score with (saved by python -m "
+        "services.trainer.evaluation.attributes --out FILE): a second judge of sketch2photo's "
+        "attribute ratio (default: the committed one), or, trained with --reads sketch, the "
+        "judge of photo2sketch's (which has none by default)",
     )
 
 
@@ -77,11 +78,15 @@ def _compare(args: argparse.Namespace) -> int:
     from services.trainer.evaluation.compare import compare, markdown_table, write_json
 
     registry = registry_of(args)
-    results = compare(
-        args.data, args.direction, args.models, samples=args.samples, registry=registry,
-        grid=args.grid, variants=args.variants, input_half=args.input_half,
-        output_noise=args.output_noise, attribute_classifier=args.attribute_classifier,
-    )  # fmt: skip
+    try:
+        results = compare(
+            args.data, args.direction, args.models, samples=args.samples, registry=registry,
+            grid=args.grid, variants=args.variants, input_half=args.input_half,
+            output_noise=args.output_noise, attribute_classifier=args.attribute_classifier,
+        )  # fmt: skip
+    except (FileNotFoundError, ValueError) as exc:  # a missing model or file, a wrong judge
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
     if args.json is not None:
         write_json(args.json, results)
     sys.stdout.write(markdown_table(results) + "\n")

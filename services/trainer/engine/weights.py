@@ -145,7 +145,8 @@ def _attribute_critic(path: Path) -> tuple[Nets, dict[str, str]]:
     from services.trainer.evaluation.attribute_net import AttributeClassifier
 
     classifier = AttributeClassifier.load(path)
-    return {"netC": classifier.state_dict()}, {"compute": json.dumps(classifier.compute)}
+    meta = {"compute": json.dumps(classifier.compute), "reads": classifier.reads}
+    return {"netC": classifier.state_dict()}, meta
 
 
 def _is_attribute_classifier(path: Path) -> bool:
@@ -267,6 +268,13 @@ def init_from(
             )
     if "netC" in chosen:
         _refuse_the_judge(chosen["netC"], origin["netC"])
+        reads = metas[origin["netC"]].get("reads")  # a classifier file's: "photo" or "sketch"
+        makes = "photo" if recipe.config.direction == "sketch2photo" else "sketch"
+        if reads is not None and reads != makes:
+            raise InitFromError(
+                f"{origin['netC']} was trained on {reads} images; this run's netC judges the "
+                f"{makes} images it makes (train one with --reads {makes})"
+            )
     for name, params in chosen.items():
         unwrap(recipe.nets[name]).load_state_dict(params)
     log.info("initialised %s", ", ".join(f"{n} from {origin[n]}" for n in sorted(chosen)))

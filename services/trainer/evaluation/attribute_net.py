@@ -13,6 +13,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "sketch2image-attribute-classifier/1"
 DEFAULT_WEIGHTS = Path(__file__).with_name("fs2k_attributes.safetensors")
+Reads = Literal["photo", "sketch"]
 INFORMATIVE_MARGIN = 0.1  # balanced accuracy above chance for an attribute to count
 
 
@@ -81,6 +83,8 @@ class AttributeClassifier(nn.Module):
         super().__init__()
         self.spec = spec or AttributeSpec.fs2k()
         self.image_size, self.width = image_size, width
+        # what it was trained on, and so can judge: FS2K's "photo"s or its "sketch"es
+        self.reads: Reads = "photo"
         w = width
         self.features = nn.Sequential(
             nn.Conv2d(3, w, 3, stride=2, padding=1, bias=False),  # (N, w, S/2, S/2)
@@ -156,6 +160,7 @@ class AttributeClassifier(nn.Module):
             "width": str(self.width),
             "val_report": json.dumps(self.val_report),
             "compute": json.dumps(self.compute),
+            "reads": self.reads,
         }
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,6 +182,10 @@ class AttributeClassifier(nn.Module):
         net.load_state_dict(state)
         net.val_report = json.loads(meta.get("val_report", "{}"))
         net.compute = json.loads(meta.get("compute", "{}"))
+        reads = meta.get("reads", "photo")  # files from before "reads" was stored: photos
+        if reads not in ("photo", "sketch"):
+            raise ValueError(f"{path} reads {reads!r}; expected 'photo' or 'sketch'")
+        net.reads = "photo" if reads == "photo" else "sketch"
         return net.to(device).eval()
 
 

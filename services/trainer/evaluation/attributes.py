@@ -19,6 +19,9 @@ balanced accuracy is clearly above chance (``AttributeClassifier.summary_names``
 attribute the classifier cannot see would add the same constant to fake and real. The metadata
 also holds what the fit cost (``compute``: CPU and wall hours, after the photos are loaded).
 
+With ``--reads sketch`` it trains on the real sketches instead (each FS2K pair's labels are its
+sketch's too): a judge of photo2sketch's outputs, given to ``compare --attribute-classifier``.
+
 The same command trains a pix2pix attribute critic netC to start a GAN run from
 (``--init-from`` takes the file; ``recipes/attribute_critic.py``). Give it another seed than
 the evaluation's classifier, which must never be a training signal:
@@ -88,16 +91,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="image loading processes")
+    p.add_argument(
+        "--reads",
+        choices=["photo", "sketch"],
+        default="photo",
+        help="train on the real photos (the evaluation's classifier, netC) or on the real "
+        "sketches (a judge of photo2sketch outputs: compare --attribute-classifier)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     t0 = time.perf_counter()
     spec, size = AttributeSpec.fs2k(), args.image_size
-    train = FS2KDataset(args.data, "train", image_size=size + size // 8, augment=False)
-    val = FS2KDataset(args.data, "val", image_size=size, augment=False)
+    direction = "sketch2photo" if args.reads == "photo" else "photo2sketch"  # B: what it reads
+    train = FS2KDataset(args.data, "train", direction, image_size=size + size // 8, augment=False)
+    val = FS2KDataset(args.data, "val", direction, image_size=size, augment=False)
     train_x, train_y = load_photos(train, spec, size + size // 8, args.workers)
     val_x, val_y = load_photos(val, spec, size, args.workers)
-    log.info("loaded %d train and %d val photos in %.0f s", len(train_x), len(val_x),
+    log.info("loaded %d train and %d val images in %.0f s", len(train_x), len(val_x),
              time.perf_counter() - t0)  # fmt: skip
     fit_cost = Compute()  # the fit's CPU and wall seconds, measured as a GAN run's are
     fit_cost.start()
@@ -105,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         train_x, train_y, spec=spec, epochs=args.epochs, device=args.device, image_size=size,
         width=args.width, seed=args.seed, val=(val_x, val_y),
     ).cpu()  # fmt: skip
+    net.reads = args.reads
     fit_cost.add(steps=0, images=0)  # its steps and images are not a generator's
     net.compute = {
         "cpu_hours": round(fit_cost.cpu_s / 3600, 6),

