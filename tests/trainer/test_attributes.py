@@ -194,6 +194,10 @@ def test_cli_trains_a_judge_of_sketches(tmp_path: Path) -> None:
     net = AttributeClassifier.load(out)
     assert net.reads == "sketch"  # compare takes it for photo2sketch only
     assert set(net.val_report) == set(net.spec.names)
+    before = DEFAULT_WEIGHTS.read_bytes() if DEFAULT_WEIGHTS.is_file() else None
+    with pytest.raises(SystemExit):  # never over the evaluation's own (photo) classifier
+        main(["--data", str(data), "--reads", "sketch", "--epochs", "1"])
+    assert (DEFAULT_WEIGHTS.read_bytes() if DEFAULT_WEIGHTS.is_file() else None) == before
 
 
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="no committed FS2K classifier")

@@ -76,7 +76,7 @@ log = logging.getLogger(__name__)
 def main(argv: list[str] | None = None) -> None:
     from services.trainer.data.fs2k import FS2KDataset
 
-    p = argparse.ArgumentParser(description="Train the FS2K attribute classifier on real photos.")
+    p = argparse.ArgumentParser(description="Train an FS2K attribute classifier on real images.")
     p.add_argument("--data", type=Path, required=True, help="FS2K folder (anno_train.json, ...)")
     p.add_argument(
         "--out",
@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         "sketches (a judge of photo2sketch outputs: compare --attribute-classifier)",
     )
     args = p.parse_args(argv)
+    if args.reads == "sketch" and args.out.resolve() == DEFAULT_WEIGHTS.resolve():
+        p.error("--reads sketch needs its own --out: the default is the evaluation's photo judge")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     t0 = time.perf_counter()
