@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import ValidationError
 
+from services.trainer.data import ATTRIBUTE_NAMES
 from services.trainer.data.common import attribute_rows
 from services.trainer.data.loading import open_run_data
 from services.trainer.engine.distributed import DistContext
@@ -41,9 +42,8 @@ def cache_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
 
 def fs2k_rows(root: Path, split: str) -> list[list[int]]:
     """Each entry's 7 label values in ATTRIBUTE_NAMES order, as anno_<split>.json lists them."""
-    names = ["hair", "hair_color", "gender", "earring", "smile", "frontal_face", "style"]
     entries = json.loads((root / f"anno_{split}.json").read_text())
-    return [[int(e[n]) for n in names] for e in entries]
+    return [[int(e[n]) for n in ATTRIBUTE_NAMES] for e in entries]
 
 
 @pytest.mark.parametrize("cache", [False, True])
