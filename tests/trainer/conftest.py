@@ -4,11 +4,14 @@ suite on a 2-core machine (``torch_one_thread`` in tests/conftest.py)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from shared.settings import get_settings
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -19,6 +22,17 @@ def _one_thread(torch_one_thread: None) -> None:
 def _entry(name: str, style: int) -> dict[str, object]:
     attrs = {"hair": 0, "hair_color": 1, "gender": 1, "earring": 1, "smile": 0}
     return {"image_name": name, **attrs, "frontal_face": 0, "style": style}
+
+
+@pytest.fixture
+def cache_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The data cache (``S2I_CACHE_ROOT``) in this test's own folder."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("S2I_CACHE_ROOT", str(root))
+    get_settings.cache_clear()
+    assert get_settings().cache_root == root
+    yield root
+    get_settings.cache_clear()
 
 
 @pytest.fixture

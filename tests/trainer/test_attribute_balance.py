@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,20 +23,11 @@ from services.trainer.recipes.attribute_critic import (
     generator_attribute_loss,
 )
 from services.trainer.recipes.pix2pix import Pix2PixRecipe
-from shared.settings import get_settings
 from tests.trainer.fs2k_folders import write_fs2k
 from tests.trainer.tiny_runs import TINY_OPTIONS, tiny_config
 
 TERM = {**TINY_OPTIONS, "lambda_attr": 5.0, "attr_size": 16}
 SMILE = AttributeSpec.fs2k().names.index("smile")
-
-
-@pytest.fixture
-def cache_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv("S2I_CACHE_ROOT", str(tmp_path / "cache"))
-    get_settings.cache_clear()
-    yield tmp_path / "cache"
-    get_settings.cache_clear()
 
 
 def fs2k_rows(root: Path, split: str) -> list[list[int]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from services.trainer.data.cache import CachedPairs, folder_fingerprint, to_uint
 from services.trainer.data.common import PairedTransform
 from services.trainer.data.loading import RunData, open_run_data
 from services.trainer.engine.distributed import DistContext
-from shared.settings import get_settings
 
 SIZE = 32
 LOAD = 36  # round(32 * 286 / 256)
@@ -41,16 +39,6 @@ def write_dataset(root: Path, n_train: int = 4, n_val: int = 2) -> Path:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(arr).save(path)
     return root
-
-
-@pytest.fixture
-def cache_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    root = tmp_path / "cache"
-    monkeypatch.setenv("S2I_CACHE_ROOT", str(root))
-    get_settings.cache_clear()
-    assert get_settings().cache_root == root
-    yield root
-    get_settings.cache_clear()
 
 
 @pytest.fixture

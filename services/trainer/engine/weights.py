@@ -268,8 +268,10 @@ def init_from(
             )
     if "netC" in chosen:
         _refuse_the_judge(chosen["netC"], origin["netC"])
+        from services.trainer.evaluation.attribute_net import made_by
+
         reads = metas[origin["netC"]].get("reads")  # a classifier file's: "photo" or "sketch"
-        makes = "photo" if recipe.config.direction == "sketch2photo" else "sketch"
+        makes = made_by(recipe.config.direction)
         if reads is not None and reads != makes:
             raise InitFromError(
                 f"{origin['netC']} was trained on {reads} images; this run's netC judges the "

@@ -30,6 +30,11 @@ Reads = Literal["photo", "sketch"]
 INFORMATIVE_MARGIN = 0.1  # balanced accuracy above chance for an attribute to count
 
 
+def made_by(direction: str) -> Reads:
+    """What a generator of ``direction`` makes, so what a classifier must read to judge it."""
+    return "photo" if direction == "sketch2photo" else "sketch"
+
+
 @dataclass(frozen=True)
 class AttributeSpec:
     names: tuple[str, ...]  # attributes the classifier predicts

@@ -44,7 +44,7 @@ from services.trainer.data import detect_layout
 from services.trainer.data.aligned import AlignedABDataset, split_ab
 from services.trainer.data.common import load_rgb, to_tensor
 from services.trainer.data.fs2k import ATTRIBUTE_NAMES, FS2KDataset
-from services.trainer.evaluation.attribute_net import AttributeClassifier, Reads
+from services.trainer.evaluation.attribute_net import AttributeClassifier, made_by
 from services.trainer.evaluation.fid import FIDScorer, real_stats_path
 from services.trainer.evaluation.metrics import pairwise_l1
 from services.trainer.evaluation.sample_grid import grid_image
@@ -242,14 +242,15 @@ def compare(
     registry = registry or Registry(get_settings().model_root)
     pairs = load_pairs(data, direction, samples, input_half)
     classifier = AttributeClassifier.load(attribute_classifier) if attribute_classifier else None
-    outputs_are: Reads = "photo" if direction == "sketch2photo" else "sketch"
+    outputs_are = made_by(direction)
     if classifier is not None and classifier.reads != outputs_are:
         raise ValueError(
             f"{attribute_classifier} judges {classifier.reads} outputs and {direction} makes a "
             f"{outputs_are}: train one with --reads {outputs_are}"
         )
     # face attributes: of photos by the committed classifier, of sketches by a given one
-    face_attrs = detect_layout(data) == "fs2k" and (outputs_are == "photo" or bool(classifier))
+    judge_at_hand = outputs_are == "photo" or classifier is not None
+    face_attrs = detect_layout(data) == "fs2k" and judge_at_hand
     suite = EvalSuite.create("cpu", fid=fid, attributes=face_attrs, classifier=classifier)
     if suite.fid is not None:
         tag = f"val|{direction}|{input_half or ''}|{COMPARE_SIZE}"

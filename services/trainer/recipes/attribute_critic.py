@@ -70,7 +70,7 @@ def attribute_cross_entropy(
     for k, lg in enumerate(logits):
         ce = F.cross_entropy(lg.float(), labels[:, k], reduction="none")  # (N,)
         if weights is not None:
-            ce = ce * weights[k].to(ce.device)[labels[:, k]]
+            ce = ce * weights[k][labels[:, k]]  # weights on the loss's device
         losses.append(ce.mean())
     return torch.stack(losses).mean()
 

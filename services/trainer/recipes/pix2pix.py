@@ -135,7 +135,8 @@ class Pix2PixRecipe(Recipe):
 
     def see_training_set(self, dataset: Dataset[dict[str, Any]]) -> None:
         if self.options.attr_balance > 0:
-            self.attr_weights = training_class_weights(dataset, self.options.attr_balance)
+            weights = training_class_weights(dataset, self.options.attr_balance)
+            self.attr_weights = [w.to(self.device) for w in weights]  # once, not every step
             log.info("attribute term class weights: %s", [w.tolist() for w in self.attr_weights])
 
     def gan_loss(self, preds: Tensor | list[Tensor], target_is_real: bool) -> Tensor:
