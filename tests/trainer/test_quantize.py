@@ -16,7 +16,7 @@ from services.trainer.publishing.quantize import Bound, quantize_onnx, quantize_
 from shared.backends import load_backend
 from shared.backends import onnx as onnx_backend
 from shared.backends.onnx import OnnxBackend
-from shared.bundled import MANIFEST_FILE, publish_bundled
+from shared.bundled import MANIFEST_FILE, publish_bundled, read_superseded
 from shared.manifest import (
     INT8_ONNX_FILE,
     ONNX_FILE,
@@ -193,6 +193,26 @@ def test_a_quantized_version_ships_and_publishes_with_its_int8_graph(
     backend = load_backend(fresh.version_dir("tiny", 1), published, device="cpu")
     assert backend.name.endswith(":int8")  # "auto" (the default) serves the accepted int8
     backend.close()
+
+
+def test_a_new_bundle_of_a_model_replaces_the_copy_a_volume_serves(
+    registry: Registry, fs2k: Path, tmp_path: Path
+) -> None:
+    """Release 1 ships fp32 only; release 2 adds the int8 graph: a volume that serves release 1
+    takes release 2 on its next start, once."""
+    publish_tiny(registry, "tiny", tmp_path, seed=0, size=SIZE)
+    bundled = tmp_path / "bundled"
+    bundle_version(registry, "tiny", out_root=bundled)
+    volume = Registry(tmp_path / "volume")
+    publish_bundled(volume, root=bundled)
+    quantize_version(registry, "tiny", fs2k, fid=False, bound=Bound(max_ssim_drop=1.0))
+    folder = bundle_version(registry, "tiny", out_root=bundled)
+
+    assert len(read_superseded(folder)) == 1  # release 1, named by its model.onnx alone
+    (published,) = publish_bundled(volume, root=bundled)
+    assert (published.version, volume.current("tiny")) == (2, 2)
+    assert set(published.files) == {ONNX_FILE, INT8_ONNX_FILE}
+    assert publish_bundled(volume, root=bundled) == []
 
 
 def test_the_quantize_command_reports_its_verdict_and_both_scores(

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 @add_command(
     "bootstrap",
-    "publish the bundled models into the model volume where none is served (idempotent)",
+    "publish the bundled models where none is served or an earlier release's copy is (idempotent)",
     lambda p: (
         p.add_argument(
             "--synthetic",

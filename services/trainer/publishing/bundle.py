@@ -12,6 +12,8 @@ with no torch):
 - ``manifest.json``: the version's manifest (metrics, compute, input spec), less its files;
   with ``--eval FILE`` (the JSON of ``compare``) its metrics are that evaluation's;
 - ``model.int8.onnx``, where the version has one (``quantize``), as it is;
+- ``superseded.sha256``: the copies the folder held before, the one replaced included, so
+  that ``publish_bundled`` upgrades a model volume that still serves one of them;
 - ``training_nets.safetensors`` (with ``--checkpoint``): the nets only training uses, in fp16: the
   run's discriminator(s), and netC where the recipe has one, so ``--init-from <name>``
   continues training from what the repository holds: netG comes from the ONNX weights, whose
@@ -31,7 +33,15 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from shared.backends.onnx import OnnxBackend
-from shared.bundled import BUNDLED_ROOT, MANIFEST_FILE, ONNX_FILE
+from shared.bundled import (
+    BUNDLED_ROOT,
+    MANIFEST_FILE,
+    ONNX_FILE,
+    bundled_copy,
+    bundled_key,
+    read_superseded,
+    write_superseded,
+)
 from shared.manifest import INT8_ONNX_FILE, Manifest
 from shared.registry import Registry
 
@@ -132,6 +142,7 @@ def bundle_version(
     staging.mkdir(parents=True)
     try:
         _write_bundle(manifest, source, staging, shipped, checkpoint, evaluation)
+        _carry_superseded(out, staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -139,6 +150,16 @@ def bundle_version(
     staging.rename(out)
     log.info("bundled %s v%d into %s", name, manifest.version, out)
     return out
+
+
+def _carry_superseded(old: Path, new: Path) -> None:
+    """The new folder's ``superseded.sha256``: the old folder's list and the old copy itself
+    (so ``publish_bundled`` replaces it where it is served), less the new copy."""
+    keys = read_superseded(old)
+    if (old / MANIFEST_FILE).is_file() and (old / ONNX_FILE).is_file():
+        keys.add(bundled_key(bundled_copy(old)[1]))
+    keys.discard(bundled_key(bundled_copy(new)[1]))
+    write_superseded(new, keys)
 
 
 def _write_bundle(
