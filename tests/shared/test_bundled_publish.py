@@ -3,6 +3,7 @@ already serve something (a fresh volume, an earlier release's copy, the user's o
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,16 @@ def test_no_shipped_folder_lists_its_own_copy_as_superseded(name: str) -> None:
     assert bundled_key(files)[0] == sha256_file(folder / ONNX_FILE)
     for key in read_superseded(folder):
         assert all(len(h) == 64 and int(h, 16) >= 0 for h in key), key
+
+
+def test_every_bundled_file_is_package_data() -> None:
+    """A Docker image installs the package (not the checkout): a bundled file the wheel leaves
+    out is missing there."""
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["*"]
+    files = [p for p in BUNDLED_ROOT.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    left_out = [
+        p.name for p in files if p.suffix != ".py" and not any(p.match(g) for g in patterns)
+    ]
+    assert not left_out
+    assert any(p.name == SUPERSEDED_FILE for p in files)
