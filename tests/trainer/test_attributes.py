@@ -7,7 +7,7 @@ import torch
 
 from services.trainer.data import ATTRIBUTE_NAMES, FS2KDataset
 from services.trainer.evaluation import (
-    DEFAULT_WEIGHTS,
+    JUDGE_WEIGHTS,
     AttributeAccumulator,
     AttributeClassifier,
     AttributeSpec,
@@ -16,6 +16,7 @@ from services.trainer.evaluation import (
     load_default_classifier,
     train_attribute_classifier,
 )
+from services.trainer.evaluation.attribute_net import Reads
 from services.trainer.evaluation.attributes import load_photos, main
 from tests.trainer.fs2k_folders import write_fs2k
 
@@ -184,7 +185,7 @@ def test_cli_trains_and_saves_a_loadable_classifier(tmp_path) -> None:
     assert net.reads == "photo"
 
 
-def test_cli_trains_a_judge_of_sketches(tmp_path: Path) -> None:
+def test_cli_trains_a_judge_of_sketches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "fs2k"
     write_fs2k(data, "train", 16, seed=1)
     write_fs2k(data, "val", 8, seed=2)
@@ -194,18 +195,25 @@ def test_cli_trains_a_judge_of_sketches(tmp_path: Path) -> None:
     net = AttributeClassifier.load(out)
     assert net.reads == "sketch"  # compare takes it for photo2sketch only
     assert set(net.val_report) == set(net.spec.names)
-    before = DEFAULT_WEIGHTS.read_bytes() if DEFAULT_WEIGHTS.is_file() else None
-    with pytest.raises(SystemExit):  # never over the evaluation's own (photo) classifier
-        main(["--data", str(data), "--reads", "sketch", "--epochs", "1"])
-    assert (DEFAULT_WEIGHTS.read_bytes() if DEFAULT_WEIGHTS.is_file() else None) == before
+    # with no --out it replaces the committed judge of sketches, never the one of photos
+    judges = {"photo": tmp_path / "photos.safetensors", "sketch": tmp_path / "sketch.safetensors"}
+    for reads, path in judges.items():
+        monkeypatch.setitem(JUDGE_WEIGHTS, reads, path)
+    main(["--data", str(data), "--reads", "sketch", "--epochs", "1", "--image-size", "16",
+          "--width", "8", "--workers", "0"])  # fmt: skip
+    assert AttributeClassifier.load(judges["sketch"]).reads == "sketch"
+    assert not judges["photo"].exists()
 
 
-@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="no committed FS2K classifier")
-def test_committed_fs2k_classifier_loads() -> None:
-    net = load_default_classifier()
+@pytest.mark.parametrize("reads", ["photo", "sketch"])
+def test_the_committed_fs2k_judges_load_and_read_what_they_say(reads: Reads) -> None:
+    if not JUDGE_WEIGHTS[reads].is_file():
+        pytest.skip("no committed FS2K classifier")
+    net = load_default_classifier(reads=reads)
     assert net is not None
+    assert net.reads == reads
     assert net.spec == AttributeSpec.fs2k()
-    assert {"gender", "hair_color"} <= set(net.summary_names)
+    assert {"gender", "hair"} <= set(net.summary_names)
     assert net.predict(torch.zeros(2, 3, 256, 256)).shape == (2, len(net.spec.names))
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from services.trainer.config import TrainConfig
 from services.trainer.data.common import to_tensor
-from services.trainer.evaluation.attribute_net import AttributeClassifier
+from services.trainer.evaluation.attribute_net import JUDGE_WEIGHTS, AttributeClassifier
 from services.trainer.evaluation.compare import (
     GRID_COLUMNS,
     IDENTITY,
@@ -170,10 +170,16 @@ def test_side_by_side_pairs_give_the_model_the_chosen_half(tmp_path: Path) -> No
 def test_photo2sketch_is_judged_on_attributes_only_by_a_classifier_of_sketches(
     fs2k: Path, tmp_path: Path
 ) -> None:
-    """The committed classifier reads photos: photo2sketch has attribute figures only with a
-    classifier trained on sketches (attributes.py --reads sketch), and a photo one is refused."""
+    """photo2sketch's attribute figures come from the committed classifier of sketches, or one
+    given (attributes.py --reads sketch, flagged as another judge's); a photo one is refused."""
     plain = compare(fs2k, "photo2sketch", [IDENTITY], fid=False)[IDENTITY]
-    assert not any(k.startswith("attr_") for k in plain)
+    assert {"attr_acc_ratio", "attr_bacc_ratio"} <= set(plain)
+    assert "other_attribute_classifier" not in plain  # the card's judge
+    named = compare(
+        fs2k, "photo2sketch", [IDENTITY], fid=False, attribute_classifier=JUDGE_WEIGHTS["sketch"]
+    )[IDENTITY]
+    assert named.pop("other_attribute_classifier") == 1.0
+    assert named == plain  # the default is the committed judge of sketches
     sketches = tmp_path / "sketch-judge.safetensors"
     torch.manual_seed(1)
     judge = AttributeClassifier(image_size=32, width=8)

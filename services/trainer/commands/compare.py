@@ -63,9 +63,9 @@ def _configure_compare(p: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="FILE",
         help="FS2K attribute classifier to score with (saved by python -m "
-        "services.trainer.evaluation.attributes --out FILE): a second judge of sketch2photo's "
-        "attribute ratio (default: the committed one), or, trained with --reads sketch, the "
-        "judge of photo2sketch's (which has none by default)",
+        "services.trainer.evaluation.attributes --out FILE; --reads sketch for photo2sketch): "
+        "a second judge of the attribute ratio (default: the committed one of photos or of "
+        "sketches, what the direction makes)",
     )
 
 

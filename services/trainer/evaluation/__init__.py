@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from services.trainer.evaluation.attribute_net import (
     DEFAULT_WEIGHTS,
+    JUDGE_WEIGHTS,
     AttributeClassifier,
     AttributeSpec,
     load_default_classifier,
@@ -39,6 +40,7 @@ from services.trainer.evaluation.suite import EvalSuite
 __all__ = [
     "DEFAULT_METRICS",
     "DEFAULT_WEIGHTS",
+    "JUDGE_WEIGHTS",
     "PAIRED_METRICS",
     "AttributeAccumulator",
     "AttributeClassifier",

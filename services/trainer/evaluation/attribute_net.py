@@ -25,8 +25,14 @@ from services.trainer.data.fs2k import ATTRIBUTE_NAMES, ATTRIBUTES
 log = logging.getLogger(__name__)
 
 FORMAT = "sketch2image-attribute-classifier/1"
-DEFAULT_WEIGHTS = Path(__file__).with_name("fs2k_attributes.safetensors")
 Reads = Literal["photo", "sketch"]
+DEFAULT_WEIGHTS = Path(__file__).with_name("fs2k_attributes.safetensors")  # reads photos
+# the committed judge of each kind of output: the photo one also starts netC (a copy, trained
+# with another seed); the sketch one (trained on FS2K's sketches) judges photo2sketch
+JUDGE_WEIGHTS: dict[Reads, Path] = {
+    "photo": DEFAULT_WEIGHTS,
+    "sketch": Path(__file__).with_name("fs2k_sketch_attributes.safetensors"),
+}
 INFORMATIVE_MARGIN = 0.1  # balanced accuracy above chance for an attribute to count
 
 
@@ -194,9 +200,16 @@ class AttributeClassifier(nn.Module):
         return net.to(device).eval()
 
 
-def load_default_classifier(device: torch.device | str = "cpu") -> AttributeClassifier | None:
-    """The FS2K classifier committed beside this module, or None when it is not there."""
-    if not DEFAULT_WEIGHTS.is_file():
-        log.info("no FS2K attribute classifier at %s; attribute metrics skipped", DEFAULT_WEIGHTS)
+def load_default_classifier(
+    device: torch.device | str = "cpu", reads: Reads = "photo"
+) -> AttributeClassifier | None:
+    """The FS2K classifier of ``reads`` committed beside this module, or None when it is not
+    there."""
+    path = JUDGE_WEIGHTS[reads]
+    if not path.is_file():
+        log.info("no FS2K attribute classifier at %s; attribute metrics skipped", path)
         return None
-    return AttributeClassifier.load(DEFAULT_WEIGHTS, device)
+    net = AttributeClassifier.load(path, device)
+    if net.reads != reads:
+        raise ValueError(f"{path} reads {net.reads}, expected {reads}")
+    return net

@@ -7,10 +7,9 @@ photos of the same held-out items (``attribute_report``: attr_acc_real, attr_acc
 attr_acc_ratio = fake / real).
 
 This module is the public face (everything re-exported) and the command that (re)trains the
-committed classifier, ``fs2k_attributes.safetensors`` beside this file:
+committed classifier, ``fs2k_attributes.safetensors`` beside this file (the default ``--out``):
 
-    python -m services.trainer.evaluation.attributes --data ../shared/data/fs2k \\
-        --out services/trainer/evaluation/fs2k_attributes.safetensors
+    python -m services.trainer.evaluation.attributes --data ../shared/data/fs2k
 
 It logs the validation accuracy per attribute next to the majority-class baseline and the
 balanced accuracy (mean per-class recall), and stores them in the file's metadata
@@ -20,7 +19,8 @@ attribute the classifier cannot see would add the same constant to fake and real
 also holds what the fit cost (``compute``: CPU and wall hours, after the photos are loaded).
 
 With ``--reads sketch`` it trains on the real sketches instead (each FS2K pair's labels are its
-sketch's too): a judge of photo2sketch's outputs, given to ``compare --attribute-classifier``.
+sketch's too): the judge of photo2sketch's outputs, committed as
+``fs2k_sketch_attributes.safetensors`` beside this file (its default ``--out``).
 
 The same command trains a pix2pix attribute critic netC to start a GAN run from
 (``--init-from`` takes the file; ``recipes/attribute_critic.py``). Give it another seed than
@@ -40,6 +40,7 @@ from pathlib import Path
 from services.trainer.engine.compute import Compute
 from services.trainer.evaluation.attribute_net import (
     DEFAULT_WEIGHTS,
+    JUDGE_WEIGHTS,
     AttributeClassifier,
     AttributeSpec,
     load_default_classifier,
@@ -58,6 +59,7 @@ from services.trainer.evaluation.attribute_train import (
 
 __all__ = [
     "DEFAULT_WEIGHTS",
+    "JUDGE_WEIGHTS",
     "AttributeAccumulator",
     "AttributeClassifier",
     "AttributeSpec",
@@ -81,9 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--out",
         type=Path,
-        default=DEFAULT_WEIGHTS,
-        help="default: the evaluation's own classifier beside this module (seed 0); give a "
-        "netC for --init-from another seed and file",
+        help="default: the evaluation's own classifier of what --reads names, beside this "
+        "module (seed 0); give a netC for --init-from another seed and file",
     )
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--image-size", type=int, default=64)
@@ -95,12 +96,11 @@ def main(argv: list[str] | None = None) -> None:
         "--reads",
         choices=["photo", "sketch"],
         default="photo",
-        help="train on the real photos (the evaluation's classifier, netC) or on the real "
-        "sketches (a judge of photo2sketch outputs: compare --attribute-classifier)",
+        help="train on the real photos (the evaluation's judge of sketch2photo, netC) or on "
+        "the real sketches (its judge of photo2sketch)",
     )
     args = p.parse_args(argv)
-    if args.reads == "sketch" and args.out.resolve() == DEFAULT_WEIGHTS.resolve():
-        p.error("--reads sketch needs its own --out: the default is the evaluation's photo judge")
+    out: Path = args.out or JUDGE_WEIGHTS[args.reads]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     t0 = time.perf_counter()
@@ -135,8 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     for k, name in enumerate(spec.names):
         log.info("%-13s %8.3f %8.3f %9.3f", name, acc[name], float(base[k]), bal[name])
     log.info("attr_acc_* average over: %s", ", ".join(net.summary_names))
-    net.save(args.out)
-    log.info("saved %s (%.0f s in all)", args.out, time.perf_counter() - t0)
+    net.save(out)
+    log.info("saved %s (%.0f s in all)", out, time.perf_counter() - t0)
 
 
 if __name__ == "__main__":

