@@ -35,9 +35,17 @@ from services.trainer.publishing.bundle import (
 )
 from services.trainer.recipes.base import Amp
 from shared.backends import load_backend
-from shared.bundled import MANIFEST_FILE, ONNX_FILE, bundled_names, publish_bundled
+from shared.bundled import (
+    MANIFEST_FILE,
+    ONNX_FILE,
+    SUPERSEDED_FILE,
+    bundled_names,
+    publish_bundled,
+    read_superseded,
+)
 from shared.manifest import Manifest
 from shared.registry import Registry
+from tests.helpers import publish_tiny
 from tests.trainer.tiny_runs import (
     load_state,
     one_thread,
@@ -433,6 +441,32 @@ def test_bundle_then_publish_bundled_once_and_serve_it(first_run: FirstRun, tmp_
     nets, meta = resolve(str(folder), None)
     assert meta["recipe"] == "pix2pix"
     assert set(nets) == {"netG", "netD"}
+
+
+def test_a_bundle_made_again_keeps_its_training_nets_only_for_the_same_generator(
+    first_run: FirstRun, tmp_path: Path
+) -> None:
+    bundled_root = tmp_path / "bundled"
+    folder = bundle_version(
+        first_run.registry, NAME, out_root=bundled_root, checkpoint=first_run.checkpoint
+    )
+    nets = (folder / TRAINING_NETS).read_bytes()
+    volume = Registry(tmp_path / "volume")
+    publish_bundled(volume, root=bundled_root)
+
+    bundle_version(first_run.registry, NAME, out_root=bundled_root, evaluation={"fid": 1.0})
+    assert (folder / TRAINING_NETS).read_bytes() == nets  # new metrics, the same nets
+    assert json.loads((folder / MANIFEST_FILE).read_text())["metrics"]["fid"] == 1.0
+    assert not (folder / SUPERSEDED_FILE).exists()  # the same graph is no earlier copy
+    assert publish_bundled(volume, root=bundled_root) == []
+
+    other = Registry(tmp_path / "other")
+    publish_tiny(other, NAME, tmp_path, seed=3, size=32)  # another generator, no checkpoint
+    bundle_version(other, NAME, out_root=bundled_root)
+    assert not (folder / TRAINING_NETS).exists()  # the old nets would not fit it
+    assert len(read_superseded(folder)) == 1
+    (upgrade,) = publish_bundled(volume, root=bundled_root)
+    assert (upgrade.version, volume.current(NAME)) == (2, 2)
 
 
 NO_TORCH = """

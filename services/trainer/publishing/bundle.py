@@ -17,7 +17,8 @@ with no torch):
 - ``training_nets.safetensors`` (with ``--checkpoint``): the nets only training uses, in fp16: the
   run's discriminator(s), and netC where the recipe has one, so ``--init-from <name>``
   continues training from what the repository holds: netG comes from the ONNX weights, whose
-  names are the generator's state-dict keys (``weights.py``).
+  names are the generator's state-dict keys (``weights.py``). Without ``--checkpoint``, a
+  bundle of the generator the folder already holds (to ship new metrics) keeps its file.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from shared.bundled import (
     write_superseded,
 )
 from shared.manifest import INT8_ONNX_FILE, Manifest
-from shared.registry import Registry
+from shared.registry import Registry, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,8 @@ def bundle_version(
     try:
         _write_bundle(manifest, source, staging, shipped, checkpoint, evaluation)
         _carry_superseded(out, staging)
+        if checkpoint is None:
+            _keep_training_nets(out, staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -160,6 +163,17 @@ def _carry_superseded(old: Path, new: Path) -> None:
         keys.add(bundled_key(bundled_copy(old)[1]))
     keys.discard(bundled_key(bundled_copy(new)[1]))
     write_superseded(new, keys)
+
+
+def _keep_training_nets(old: Path, new: Path) -> None:
+    """A bundle made again of the same generator (new metrics, say) keeps the training nets
+    the old folder held; those of another generator would not match it."""
+    from services.trainer.engine.weights import TRAINING_NETS
+
+    if (old / TRAINING_NETS).is_file() and sha256_file(old / ONNX_FILE) == sha256_file(
+        new / ONNX_FILE
+    ):
+        shutil.copyfile(old / TRAINING_NETS, new / TRAINING_NETS)
 
 
 def _write_bundle(
