@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 FORMAT = "sketch2image-attribute-classifier/1"
 Reads = Literal["photo", "sketch"]
 DEFAULT_WEIGHTS = Path(__file__).with_name("fs2k_attributes.safetensors")  # reads photos
-# the committed judge of each kind of output: the photo one also starts netC (a copy, trained
-# with another seed); the sketch one (trained on FS2K's sketches) judges photo2sketch
+# the committed judge of each kind of output: of photos (sketch2photo; a netC is the same
+# network trained with another seed) and of sketches (photo2sketch; trained on FS2K's sketches)
 JUDGE_WEIGHTS: dict[Reads, Path] = {
     "photo": DEFAULT_WEIGHTS,
     "sketch": Path(__file__).with_name("fs2k_sketch_attributes.safetensors"),
