@@ -21,7 +21,11 @@ from services.trainer.commands.train import _configure_train, build_config
 from services.trainer.engine.loop import train
 from services.trainer.engine.weights import init_from, pack_checkpoint
 from services.trainer.errors import InitFromError
-from services.trainer.evaluation.attribute_net import DEFAULT_WEIGHTS, AttributeClassifier
+from services.trainer.evaluation.attribute_net import (
+    DEFAULT_WEIGHTS,
+    JUDGE_WEIGHTS,
+    AttributeClassifier,
+)
 from services.trainer.recipes.attribute_critic import CRITIC_WIDTH
 from tests.trainer.tiny_runs import TINY_OPTIONS, load_state, one_thread, tiny_config
 from tests.trainer.weights_runs import FirstRun, assert_same, fp16, fresh_recipe, make_first_run
@@ -158,6 +162,18 @@ def test_netc_never_starts_as_the_evaluations_classifier_from_any_source(
         with pytest.raises(InitFromError, match="evaluation's attribute classifier"):
             init_from(recipe, specs, None)
         assert_same(recipe.nets["netC"].state_dict(), before)  # nothing loaded
+
+
+def test_netc_never_starts_as_the_evaluations_classifier_of_sketches(
+    first_run: FirstRun, tmp_path: Path
+) -> None:
+    if not JUDGE_WEIGHTS["sketch"].is_file():
+        pytest.skip("no committed classifier of sketches")
+    judge = AttributeClassifier.load(JUDGE_WEIGHTS["sketch"]).state_dict()
+    nets = {**first_run.state["nets"], "netC": judge}
+    packed = pack_checkpoint({**first_run.state, "nets": nets}, tmp_path / "packed.safetensors")
+    with pytest.raises(InitFromError, match=r"attribute classifier \(fs2k_sketch_attributes"):
+        init_from(fresh_recipe(tmp_path, lambda_attr=1.0), [str(packed)], None)
 
 
 def test_init_from_and_init_skip_repeat_on_the_command_line(tmp_path: Path) -> None:

@@ -157,19 +157,20 @@ def _is_attribute_classifier(path: Path) -> bool:
 
 
 def _refuse_the_judge(netC: dict[str, Tensor], origin: str) -> None:
-    """The evaluation's own attribute classifier, as netC from any source, would make the
-    attribute metrics a training target."""
-    from services.trainer.evaluation.attribute_net import DEFAULT_WEIGHTS, AttributeClassifier
+    """The evaluation's own attribute classifiers (of photos, of sketches), as netC from any
+    source, would make the attribute metrics a training target."""
+    from services.trainer.evaluation.attribute_net import JUDGE_WEIGHTS, AttributeClassifier
 
-    if not DEFAULT_WEIGHTS.is_file():
-        return
-    judge = AttributeClassifier.load(DEFAULT_WEIGHTS).state_dict()
-    if judge.keys() == netC.keys() and all(torch.equal(judge[k], netC[k]) for k in judge):
-        raise InitFromError(
-            f"--init-from {origin}: its netC is the evaluation's attribute classifier, which "
-            "scores the models; train one of its own: python -m "
-            "services.trainer.evaluation.attributes --seed N --out FILE"
-        )
+    for path in JUDGE_WEIGHTS.values():
+        if not path.is_file():
+            continue
+        judge = AttributeClassifier.load(path).state_dict()
+        if judge.keys() == netC.keys() and all(torch.equal(judge[k], netC[k]) for k in judge):
+            raise InitFromError(
+                f"--init-from {origin}: its netC is the evaluation's attribute classifier "
+                f"({path.name}), which scores the models; train one of its own: python -m "
+                "services.trainer.evaluation.attributes --seed N --out FILE"
+            )
 
 
 def resolve(spec: str, registry: Registry | None) -> tuple[Nets, dict[str, str]]:
