@@ -43,6 +43,7 @@ __all__ = [
     "bundled_copy",
     "bundled_key",
     "bundled_names",
+    "carry_superseded",
     "publish_bundled",
     "read_superseded",
     "write_superseded",
@@ -75,6 +76,24 @@ def bundled_copy(folder: Path) -> tuple[Manifest, dict[str, Path]]:
 def bundled_key(files: Mapping[str, Path]) -> GraphKey:
     """The key of a bundled copy, hashed from the files a publish copies."""
     return tuple(sha256_file(files[f]) for f in GRAPH_FILES if f in files)
+
+
+def folder_key(folder: Path) -> GraphKey | None:
+    """The key of the copy a bundled folder holds (None: the folder holds none)."""
+    if not ((folder / MANIFEST_FILE).is_file() and (folder / ONNX_FILE).is_file()):
+        return None
+    return bundled_key(bundled_copy(folder)[1])
+
+
+def carry_superseded(old: Path, new: Path) -> tuple[GraphKey | None, GraphKey]:
+    """Write ``new``'s list of earlier copies as a release replacing ``old`` must: ``old``'s
+    list and ``old``'s own copy, less ``new``'s copy. Returns both copies' keys."""
+    old_key, new_key = folder_key(old), folder_key(new)
+    if new_key is None:
+        raise FileNotFoundError(f"{new} holds no bundled copy")
+    keys = read_superseded(old) | ({old_key} if old_key is not None else set())
+    write_superseded(new, keys - {new_key})
+    return old_key, new_key
 
 
 def read_superseded(folder: Path) -> set[GraphKey]:

@@ -3,6 +3,7 @@ already serve something (a fresh volume, an earlier release's copy, the user's o
 
 from __future__ import annotations
 
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from shared.bundled import (
     bundled_copy,
     bundled_key,
     bundled_names,
+    carry_superseded,
     publish_bundled,
     read_superseded,
     write_superseded,
@@ -34,13 +36,13 @@ class Package:
         self.folder = root / NAME
 
     def release(self, graph: bytes) -> None:
-        earlier = read_superseded(self.folder)
-        if (self.folder / ONNX_FILE).is_file():
-            earlier.add(bundled_key(bundled_copy(self.folder)[1]))
+        staging = self.root / ".staging"
         manifest = make_manifest(NAME, description=f"release with {graph!r}")
-        write_files(self.folder, {ONNX_FILE: graph})
-        (self.folder / MANIFEST_FILE).write_text(manifest.model_dump_json())
-        write_superseded(self.folder, earlier)
+        write_files(staging, {ONNX_FILE: graph})
+        (staging / MANIFEST_FILE).write_text(manifest.model_dump_json())
+        carry_superseded(self.folder, staging)
+        shutil.rmtree(self.folder, ignore_errors=True)
+        staging.rename(self.folder)
 
     def start(self, registry: Registry) -> list[int]:
         """What ``make run`` does first; returns the versions it published."""

@@ -213,7 +213,7 @@ def test_the_committed_fs2k_judges_load_and_read_what_they_say(reads: Reads) -> 
     assert net is not None
     assert net.reads == reads
     assert net.spec == AttributeSpec.fs2k()
-    assert {"gender", "hair"} <= set(net.summary_names)
+    assert {"gender", "hair", "hair_color"} <= set(net.summary_names)
     assert net.predict(torch.zeros(2, 3, 256, 256)).shape == (2, len(net.spec.names))
 
 

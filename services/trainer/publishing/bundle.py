@@ -34,17 +34,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from shared.backends.onnx import OnnxBackend
-from shared.bundled import (
-    BUNDLED_ROOT,
-    MANIFEST_FILE,
-    ONNX_FILE,
-    bundled_copy,
-    bundled_key,
-    read_superseded,
-    write_superseded,
-)
+from shared.bundled import BUNDLED_ROOT, MANIFEST_FILE, ONNX_FILE, carry_superseded
 from shared.manifest import INT8_ONNX_FILE, Manifest
-from shared.registry import Registry, sha256_file
+from shared.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +135,9 @@ def bundle_version(
     staging.mkdir(parents=True)
     try:
         _write_bundle(manifest, source, staging, shipped, checkpoint, evaluation)
-        _carry_superseded(out, staging)
-        if checkpoint is None:
+        old_key, new_key = carry_superseded(out, staging)
+        same_generator = old_key is not None and old_key[0] == new_key[0]  # model.onnx's sha256
+        if checkpoint is None and same_generator:
             _keep_training_nets(out, staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -155,24 +148,12 @@ def bundle_version(
     return out
 
 
-def _carry_superseded(old: Path, new: Path) -> None:
-    """The new folder's ``superseded.sha256``: the old folder's list and the old copy itself
-    (so ``publish_bundled`` replaces it where it is served), less the new copy."""
-    keys = read_superseded(old)
-    if (old / MANIFEST_FILE).is_file() and (old / ONNX_FILE).is_file():
-        keys.add(bundled_key(bundled_copy(old)[1]))
-    keys.discard(bundled_key(bundled_copy(new)[1]))
-    write_superseded(new, keys)
-
-
 def _keep_training_nets(old: Path, new: Path) -> None:
     """A bundle made again of the same generator (new metrics, say) keeps the training nets
-    the old folder held; those of another generator would not match it."""
+    the old folder held (the caller checks the generator; another's nets would not fit)."""
     from services.trainer.engine.weights import TRAINING_NETS
 
-    if (old / TRAINING_NETS).is_file() and sha256_file(old / ONNX_FILE) == sha256_file(
-        new / ONNX_FILE
-    ):
+    if (old / TRAINING_NETS).is_file():
         shutil.copyfile(old / TRAINING_NETS, new / TRAINING_NETS)
 
 
